@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* One cgroup interface over two backends, chosen once at daemon start:
+ *   direct  (cgroup-direct.c):  mkdir below the daemon's own cgroup in every mounted hierarchy
+ *                               (cgroup2, and the v1 memory/pids/cpu/cpuacct/... hierarchies of a
+ *                               hybrid host); limits written to the controller files.
+ *   systemd (cgroup-systemd.c): a transient machine-NAME.scope in machine.slice (Delegate=yes),
+ *                               limits as unit properties.
+ * Callers never look at hierarchies themselves. */
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+typedef struct CGroupLimits {
+        uint64_t memory_max;             /* bytes, UINT64_MAX = no limit */
+        uint64_t cpu_quota_per_sec_usec; /* UINT64_MAX = no limit */
+        uint64_t tasks_max;              /* UINT64_MAX = no limit */
+} CGroupLimits;
+
+typedef struct CGroupUsage {
+        uint64_t memory_current; /* UINT64_MAX when unknown */
+        uint64_t cpu_usage_nsec;
+        uint64_t tasks_current;
+} CGroupUsage;
+
+typedef struct CGroup CGroup;
+
+typedef enum CGroupBackend {
+        CGROUP_BACKEND_DIRECT,
+        CGROUP_BACKEND_SYSTEMD,
+} CGroupBackend;
+
+/* Direct mode. Creates <own cgroup>/machine-NAME.scope in every hierarchy the daemon is in
+ * (/proc/self/cgroup), applies limits. Fails with -EEXIST if it exists and is not empty. */
+int cgroup_direct_create(const char *name, const CGroupLimits *limits, CGroup **ret);
+
+/* O_DIRECTORY fd of the container's cgroup2 directory, for clone3(CLONE_INTO_CGROUP); -1 if the host has
+ * no cgroup2 hierarchy. Owned by the CGroup. */
+int cgroup_clone_fd(CGroup *cg);
+
+/* Puts pid into the container's cgroup in every hierarchy it is not in yet (the v1 hierarchies after a
+ * CLONE_INTO_CGROUP clone; all of them in systemd mode, where the scope is created with this pid). */
+int cgroup_attach(CGroup *cg, pid_t pid);
+
+int cgroup_set_limits(CGroup *cg, const CGroupLimits *limits);
+int cgroup_get_limits(CGroup *cg, CGroupLimits *ret);
+int cgroup_get_usage(CGroup *cg, CGroupUsage *ret);
+
+/* SIGKILL (or sig) to every process in the container's cgroup (cgroup.kill where available). */
+int cgroup_kill(CGroup *cg, int sig);
+
+/* True when no process is left in it (cgroup.events populated=0 / empty cgroup.procs everywhere). */
+int cgroup_is_empty(CGroup *cg);
+
+/* Removes the whole subtree (the guest's own sub-cgroups first) in every hierarchy. -EBUSY if processes
+ * remain. */
+int cgroup_destroy(CGroup *cg);
+
+/* Host path of the container's cgroup in the cgroup2 hierarchy ("/sys/fs/cgroup/unified/..."), and the
+ * path relative to the hierarchy root ("/process_api/x/machine-foo.scope"), for status output. */
+const char *cgroup_unified_path(CGroup *cg);
+const char *cgroup_path(CGroup *cg);
+
+/* The state file (/run/machinemgr/machines/NAME) keeps enough to find the cgroup again after a daemon
+ * restart: serialize writes "CGROUP_...=..." lines; deserialize takes them back (unknown keys ignored). */
+int cgroup_serialize(CGroup *cg, FILE *f);
+int cgroup_deserialize_item(CGroup **cg, const char *name, const char *key, const char *value);
+int cgroup_deserialize_done(CGroup *cg); /* opens fds; -ENOENT if the cgroup is gone */
+
+CGroup *cgroup_free(CGroup *cg); /* frees memory and fds; never touches the hierarchy */
+static inline void cgroup_freep(CGroup **cg)
+{
+        if (*cg)
+                cgroup_free(*cg);
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Launching a container's PID 1 (SPEC §4). The daemon clone3()s the child directly: there is no
+ * intermediate supervisor process. The child waits on a sync socket until the parent has put it in its
+ * cgroups (and set up its network), then builds the guest's mounts, pivots, drops capabilities, loads
+ * seccomp and execs init. A failing step writes "step: strerror" to the sync socket and exits; a
+ * successful exec closes the socket (CLOEXEC), so the parent reads EOF. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-id128.h>
+
+typedef struct ContainerConfig {
+        const char *name;
+        const char *root;      /* host path of the rootfs directory */
+        sd_id128_t uuid;       /* container_uuid= */
+        const char *hostname;
+        char **argv;           /* what PID 1 execs: the guest's init path (resolved inside the guest) ... */
+        int exec_fd;           /* ... or, if >= 0, this O_PATH fd (machinemgr-init from the host) via execveat */
+        char **environment;    /* extra VAR=value, after container=, container_uuid=, NOTIFY_SOCKET= */
+        const char *console_path; /* host path of the console pty slave, bind-mounted to /dev/console */
+        const char *run_host_dir; /* host directory bind-mounted at /run/host (holds the notify socket) */
+        bool private_network;  /* new netns (Mode=none/veth/bridge); false for Mode=host */
+        bool read_only;        /* rootfs mounted read-only */
+        uint64_t capabilities; /* bounding set to keep, bit mask of CAP_* */
+        char **syscall_filter; /* extra "name"/"~name" entries on top of the default deny list */
+        int cgroup2_fd;        /* for CLONE_INTO_CGROUP, or -1 */
+
+        /* Called in the parent between clone and letting the child go on: attach cgroups, create veths,
+         * write uid maps. A negative return kills the child and fails the spawn. */
+        int (*pre_start)(pid_t pid, void *userdata);
+        void *userdata;
+} ContainerConfig;
+
+typedef struct ContainerProcess {
+        pid_t pid;     /* in the daemon's pid namespace */
+        int pidfd;     /* from clone3(CLONE_PIDFD) */
+        int sync_fd;   /* read end: data = "step: error" from a failed set-up, EOF = init exec'd */
+} ContainerProcess;
+
+/* Clones the child and runs pre_start; does not wait for the exec. On error nothing is left running. */
+int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_error);
+
+/* Blocking helper (tests, tools): waits on sync_fd. 0 when init exec'd; -errno with *ret_error set
+ * ("mount /proc: Permission denied") when set-up failed. */
+int container_wait_exec(ContainerProcess *p, char **ret_error);
+
+/* Reads what is on sync_fd now, for an event loop: 1 = still waiting, 0 = exec'd, <0 = failed. */
+int container_sync_read(int sync_fd, char **ret_error);
+
+/* Default bounding set (SPEC §4; like systemd-nspawn's default). */
+uint64_t container_default_capabilities(bool private_network);
+
+/* Path of the guest's init, checked inside the rootfs with RESOLVE_IN_ROOT: /usr/lib/systemd/systemd,
+ * /lib/systemd/systemd, /sbin/init. -ENOENT if none (-> org.machinemgr1.Error.NoInit). */
+int container_find_init(const char *root, char **ret_path);

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Small helpers every program here uses: cleanup attributes, errno plumbing, string bits. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _cleanup_(f) __attribute__((cleanup(f)))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define STRV_FOREACH(s, l) for (char **s = (l); s && *s; s++)
+
+static inline void freep(void *p)
+{
+        free(*(void **)p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline int safe_close(int fd)
+{
+        if (fd >= 0) {
+                int saved = errno;
+                close(fd);
+                errno = saved;
+        }
+        return -1;
+}
+static inline void closep(int *fd)
+{
+        safe_close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline void fclosep(FILE **f)
+{
+        if (*f)
+                fclose(*f);
+}
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+static inline void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+#define _cleanup_closedir_ _cleanup_(closedirp)
+
+void strv_free(char **l);
+static inline void strv_freep(char ***l)
+{
+        strv_free(*l);
+}
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+
+/* Hand a cleanup-managed value over to someone else. */
+#define TAKE_PTR(p)                                                                                          \
+        ({                                                                                                   \
+                __typeof__(p) _p = (p);                                                                      \
+                (p) = NULL;                                                                                  \
+                _p;                                                                                          \
+        })
+#define TAKE_FD(fd)                                                                                          \
+        ({                                                                                                   \
+                int _fd = (fd);                                                                              \
+                (fd) = -1;                                                                                   \
+                _fd;                                                                                         \
+        })
+
+/* errno as a negative return value, never 0 even if errno was not set. */
+static inline int negative_errno(void)
+{
+        return errno > 0 ? -errno : -EIO;
+}
+
+static inline bool streq_ptr(const char *a, const char *b)
+{
+        if (!a || !b)
+                return a == b;
+        return strcmp(a, b) == 0;
+}
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+static inline const char *strempty(const char *s)
+{
+        return s ? s : "";
+}
+
+size_t strv_length(char *const *l);
+int strv_extend(char ***l, const char *value);
+int strv_push(char ***l, char *value); /* takes ownership of value */
+char **strv_copy(char *const *l);
+bool strv_contains(char *const *l, const char *s);
+
+/* Reads a whole small file (sysfs, cgroupfs, /proc) with the trailing newline stripped. */
+int read_one_line_file(const char *path, char **ret);
+int read_full_file(const char *path, char **ret, size_t *ret_size);
+/* Writes a string to an existing file (cgroupfs, /proc) in a single write(). */
+int write_string_file(const char *path, const char *s);
+int write_string_fileat(int dirfd, const char *path, const char *s);
+/* Atomic replace: write to a temporary file next to it and rename. */
+int write_file_atomic(const char *path, const char *contents);
+
+int mkdir_p(const char *path, mode_t mode);
+int rm_rf_dir(const char *path); /* only a plain directory tree; never crosses mount points */
+
+/* Number parsing that rejects trailing garbage and overflow. */
+int safe_atou64(const char *s, uint64_t *ret);
+int safe_atoi(const char *s, int *ret);
+int safe_atou(const char *s, unsigned *ret);
+
+uint64_t now_usec(int clock); /* CLOCK_REALTIME / CLOCK_MONOTONIC in µs */
