@@ -1,1 +1,147 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The private socket RUNTIME_DIR/private: direct sd-bus connections, no bus daemon needed, so the CLI and
+ * `busctl --address=unix:path=…` work on hosts without a system bus. */
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "log.h"
+#include "manager.h"
+#include "util.h"
+
+PrivateConnection *bus_private_connection_free(PrivateConnection *c)
+{
+        if (!c)
+                return NULL;
+        for (PrivateConnection **p = &c->manager->connections; *p; p = &(*p)->next)
+                if (*p == c) {
+                        *p = c->next;
+                        break;
+                }
+        sd_bus_flush_close_unref(c->bus);
+        free(c);
+        return NULL;
+}
+
+static int on_disconnected(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+        bus_private_connection_free(userdata);
+        return 0;
+}
+
+/* busctl (and other bus clients) say Hello first even on a direct connection; a bus daemon would answer
+ * with a unique name, so we do too. */
+static int method_hello(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+        PrivateConnection *c = userdata;
+        char name[32];
+        snprintf(name, sizeof name, ":1.%u", ++c->manager->connection_counter);
+        return sd_bus_reply_method_return(message, "s", name);
+}
+
+static int method_add_match(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+        /* Direct connections get every signal anyway; accept match rules so bus-minded clients work. */
+        return sd_bus_reply_method_return(message, NULL);
+}
+
+static const sd_bus_vtable dbus_driver_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD("Hello", "", "s", method_hello, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("AddMatch", "s", "", method_add_match, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("RemoveMatch", "s", "", method_add_match, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+static int private_connection_setup(PrivateConnection *c, int fd)
+{
+        Manager *m = c->manager;
+        sd_id128_t id;
+        int r = sd_id128_randomize(&id);
+        if (r < 0)
+                return r;
+        if ((r = sd_bus_new(&c->bus)) < 0 || (r = sd_bus_set_fd(c->bus, fd, fd)) < 0)
+                return r;
+        if ((r = sd_bus_set_server(c->bus, 1, id)) < 0 || (r = sd_bus_negotiate_fds(c->bus, 1)) < 0 ||
+            (r = sd_bus_negotiate_creds(c->bus, 1, SD_BUS_CREDS_PID | SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID)) < 0)
+                return r;
+        r = sd_bus_add_object_vtable(c->bus, NULL, "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                     dbus_driver_vtable, c);
+        if (r < 0)
+                return r;
+        r = sd_bus_match_signal(c->bus, NULL, "org.freedesktop.DBus.Local", NULL, "org.freedesktop.DBus.Local",
+                                "Disconnected", on_disconnected, c);
+        if (r < 0)
+                return r;
+        if ((r = manager_bus_add_objects(m, c->bus)) < 0)
+                return r;
+        if ((r = sd_bus_start(c->bus)) < 0)
+                return r;
+        return sd_bus_attach_event(c->bus, m->event, 0);
+}
+
+static int on_private_connection(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        Manager *m = userdata;
+        int nfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (nfd < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                        log_warning_errno(errno, "accept on private socket: %m");
+                return 0;
+        }
+        PrivateConnection *c = calloc(1, sizeof *c);
+        if (!c) {
+                safe_close(nfd);
+                return 0;
+        }
+        c->manager = m;
+        c->next = m->connections;
+        m->connections = c;
+        int r = private_connection_setup(c, nfd);
+        if (r < 0) {
+                log_warning_errno(r, "Set up private connection: %m");
+                if (!c->bus)
+                        safe_close(nfd);
+                bus_private_connection_free(c);
+        }
+        return 0;
+}
+
+int bus_private_listen(Manager *m)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/private", m->runtime_dir) >= sizeof sa.sun_path)
+                return log_error_errno(ENAMETOOLONG, "Private socket path too long");
+
+        m->private_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (m->private_fd < 0)
+                return log_error_errno(errno, "socket: %m");
+        (void)unlink(sa.sun_path);
+        if (bind(m->private_fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+                return log_error_errno(errno, "bind %s: %m", sa.sun_path);
+        /* Anyone may connect and read; the daemon checks the caller's uid on every change. */
+        if (chmod(sa.sun_path, 0666) < 0)
+                return log_error_errno(errno, "chmod %s: %m", sa.sun_path);
+        if (listen(m->private_fd, SOMAXCONN) < 0)
+                return log_error_errno(errno, "listen %s: %m", sa.sun_path);
+        int r = sd_event_add_io(m->event, &m->private_source, m->private_fd, EPOLLIN, on_private_connection, m);
+        if (r < 0)
+                return log_error_errno(r, "Watch private socket: %m");
+        return 0;
+}
+
+int bus_check_root(sd_bus_message *msg, sd_bus_error *error)
+{
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+        int r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
+        if (r >= 0)
+                r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot determine the caller's credentials: %m");
+        if (uid != 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                        "Only root may change machines (caller's uid is not 0).");
+        return 0;
+}

@@ -1,1 +1,693 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "machine.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "container.h"
+#include "log.h"
+#include "util.h"
+
+/* How long teardown waits for the kernel to empty the cgroups after init died (pid namespace teardown is
+ * asynchronous for the v1 hierarchies' process lists). */
+#define CLEANUP_RETRY_USEC (20 * 1000)
+#define CLEANUP_MAX_TRIES 250
+
+static int machine_spawn(Machine *m, sd_bus_error *error);
+static void machine_finalize(Machine *m);
+static int machine_save(Machine *m);
+
+const char *machine_state_to_string(MachineState s)
+{
+        static const char *const table[] = {
+                [MACHINE_STARTING] = "starting",
+                [MACHINE_RUNNING] = "running",
+                [MACHINE_STOPPING] = "stopping",
+        };
+        return table[s];
+}
+
+static int pidfd_send(int pidfd, int sig)
+{
+        return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+static int pid_starttime(pid_t pid, uint64_t *ret)
+{
+        char path[64];
+        _cleanup_free_ char *stat = NULL;
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        int r = read_one_line_file(path, &stat);
+        if (r < 0)
+                return r;
+        /* comm (field 2) may contain spaces and parentheses: count fields after the last ')'. */
+        char *p = strrchr(stat, ')');
+        if (!p)
+                return -EIO;
+        p++;
+        for (int field = 2; field < 22; field++) {
+                p = strchr(p + 1, ' ');
+                if (!p)
+                        return -EIO;
+        }
+        return safe_atou64(strndupa(p + 1, strcspn(p + 1, " ")), ret);
+}
+
+int machine_new(Manager *manager, const char *name, Machine **ret)
+{
+        Machine *m = calloc(1, sizeof *m);
+        if (!m)
+                return -ENOMEM;
+        m->manager = manager;
+        m->leader_pidfd = -1;
+        m->sync_fd = -1;
+        m->name = strdup(name);
+        if (!m->name || asprintf(&m->unit, "machine-%s.scope", name) < 0 ||
+            asprintf(&m->host_dir, "%s/%s", manager->host_dir, name) < 0 ||
+            asprintf(&m->state_file, "%s/%s", manager->machines_dir, name) < 0 ||
+            asprintf(&m->root, "%s/%s", manager->image_path, name) < 0) {
+                machine_free(m);
+                return -ENOMEM;
+        }
+        m->next = manager->machines;
+        manager->machines = m;
+        *ret = m;
+        return 0;
+}
+
+static void machine_unlink(Machine *m)
+{
+        for (Machine **p = &m->manager->machines; *p; p = &(*p)->next)
+                if (*p == m) {
+                        *p = m->next;
+                        break;
+                }
+}
+
+static void machine_release_process(Machine *m)
+{
+        m->leader_source = sd_event_source_disable_unref(m->leader_source);
+        m->sync_source = sd_event_source_disable_unref(m->sync_source);
+        m->leader_pidfd = safe_close(m->leader_pidfd);
+        m->sync_fd = safe_close(m->sync_fd);
+        m->leader = 0;
+}
+
+Machine *machine_free(Machine *m)
+{
+        if (!m)
+                return NULL;
+        machine_unlink(m);
+        machine_release_process(m);
+        m->cleanup_timer = sd_event_source_disable_unref(m->cleanup_timer);
+        sd_bus_message_unref(m->start_message);
+        console_free(m->console);
+        notify_free(m->notify);
+        if (m->cgroup)
+                cgroup_free(m->cgroup);
+        settings_free(m->settings);
+        free(m->status_text);
+        free(m->name);
+        free(m->unit);
+        free(m->host_dir);
+        free(m->state_file);
+        free(m->root);
+        free(m);
+        return NULL;
+}
+
+static void machine_set_state(Machine *m, MachineState s)
+{
+        if (m->state == s)
+                return;
+        m->state = s;
+        (void)machine_save(m);
+        bus_emit_machine_changed(m, "State");
+}
+
+static void machine_on_notify(const char *key, const char *value, void *userdata)
+{
+        Machine *m = userdata;
+
+        if (streq(key, "READY") && streq(value, "1") && m->state == MACHINE_STARTING) {
+                log_machine_info(m->name, "Guest is ready.");
+                machine_set_state(m, MACHINE_RUNNING);
+        } else if (streq(key, "STATUS")) {
+                char *s = strdup(value);
+                if (!s)
+                        return;
+                free(m->status_text);
+                m->status_text = s;
+                bus_emit_machine_changed(m, "StatusText");
+        } else if (streq(key, "STOPPING") && streq(value, "1") && m->state != MACHINE_STOPPING)
+                machine_set_state(m, MACHINE_STOPPING);
+}
+
+/* The pending StartMachine call learns the outcome of the set-up here. */
+static void machine_reply_start(Machine *m, const char *failure)
+{
+        if (!m->start_message)
+                return;
+        if (failure)
+                sd_bus_reply_method_errorf(m->start_message, "org.machinemgr1.Error.StartFailed", "%s: %s",
+                                           m->name, failure);
+        else {
+                _cleanup_free_ char *path = NULL;
+                if (machine_bus_path(m->name, &path) >= 0)
+                        sd_bus_reply_method_return(m->start_message, "o", path);
+        }
+        m->start_message = sd_bus_message_unref(m->start_message);
+}
+
+/* Drains the sync socket; returns the set-up error text if the child reported one. */
+static char *machine_read_sync(Machine *m, int *ret_state)
+{
+        char *failure = NULL;
+        int r = container_sync_read(m->sync_fd, &failure);
+        *ret_state = r;
+        if (r <= 0) {
+                m->sync_source = sd_event_source_disable_unref(m->sync_source);
+                m->sync_fd = safe_close(m->sync_fd);
+        }
+        if (r < 0 && !failure)
+                (void)asprintf(&failure, "set-up: %s", strerror(-r));
+        return failure;
+}
+
+static int machine_on_sync(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        Machine *m = userdata;
+        int state;
+        _cleanup_free_ char *failure = machine_read_sync(m, &state);
+
+        if (state > 0)
+                return 0;
+        if (state == 0) {
+                log_machine_info(m->name, "Started %s as PID %d.", m->settings->boot ? "init" : "payload",
+                                 (int)m->leader);
+                machine_reply_start(m, NULL);
+                return 0;
+        }
+        log_machine_error_errno(m->name, 0, "Start failed: %s", failure);
+        manager_record_exit(m->manager, m->name, "failed", -state, failure);
+        machine_reply_start(m, failure);
+        /* The child exits right after reporting: the leader handler tears down. */
+        return 0;
+}
+
+static void machine_log_exit(Machine *m, const char *result, int status)
+{
+        if (streq(result, "exited"))
+                log_machine_info(m->name, "Init exited with status %d.", status);
+        else if (streq(result, "killed"))
+                log_machine_info(m->name, "Init was killed by signal %s (%d).", sigabbrev_np(status) ?: "?",
+                                 status);
+        else
+                log_machine_info(m->name, "Init is gone (exit status not observable after re-adoption).");
+}
+
+static void machine_leader_gone(Machine *m, const char *result, int status)
+{
+        /* A failed start was recorded (with its reason) by the sync handler; keep that record. */
+        int sync_state = 1;
+        if (m->sync_fd >= 0) {
+                _cleanup_free_ char *failure = machine_read_sync(m, &sync_state);
+                if (sync_state == 0)
+                        machine_reply_start(m, NULL); /* exec'd, and already gone (e.g. /bin/true) */
+                else if (sync_state < 0) {
+                        log_machine_error_errno(m->name, 0, "Start failed: %s", failure);
+                        manager_record_exit(m->manager, m->name, "failed", -sync_state, failure);
+                        machine_reply_start(m, failure);
+                }
+        }
+        ExitRecord *rec = manager_find_exit(m->manager, m->name);
+        bool start_failed = rec && streq(rec->result, "failed") && rec->timestamp >= m->timestamp;
+
+        if (!start_failed) {
+                machine_log_exit(m, result, status);
+                machine_reply_start(m, NULL);
+                manager_record_exit(m->manager, m->name, result, status, NULL);
+        }
+
+        /* A guest's reboot(2) ends its init with SIGHUP; a Reboot() of a Boot=no guest asked for the
+         * same. Either way: the same machine comes back with the same settings. */
+        bool reboot = !start_failed && m->state != MACHINE_STOPPING && streq(result, "killed") && status == SIGHUP;
+        if (m->stopping_for_reboot || reboot) {
+                m->stopping_for_reboot = false;
+                machine_release_process(m);
+                if (m->console)
+                        console_flush(m->console);
+                if (m->cgroup) {
+                        (void)cgroup_kill(m->cgroup, SIGKILL);
+                        if (cgroup_destroy(m->cgroup) >= 0) {
+                                m->cgroup = cgroup_free(m->cgroup);
+                                log_machine_info(m->name, "Rebooting.");
+                                sd_bus_error error = SD_BUS_ERROR_NULL;
+                                int r = machine_spawn(m, &error);
+                                if (r >= 0) {
+                                        sd_bus_error_free(&error);
+                                        return;
+                                }
+                                log_machine_error_errno(m->name, r, "Reboot failed: %s",
+                                                        error.message ?: strerror(-r));
+                                sd_bus_error_free(&error);
+                        }
+                }
+        }
+        machine_finalize(m);
+}
+
+static int machine_on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+        Machine *m = userdata;
+        if (si->si_code == CLD_EXITED)
+                machine_leader_gone(m, "exited", si->si_status);
+        else
+                machine_leader_gone(m, "killed", si->si_status);
+        return 0;
+}
+
+/* Adopted leaders are not our children: a readable pidfd is all we learn. */
+static int machine_on_adopted_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        machine_leader_gone(userdata, "unknown", 0);
+        return 0;
+}
+
+static void machine_remove_files(Machine *m)
+{
+        (void)unlink(m->state_file);
+        int r = rm_rf_dir(m->host_dir);
+        if (r < 0)
+                log_machine_warning_errno(m->name, r, "Remove %s: %m", m->host_dir);
+}
+
+static void machine_finish(Machine *m)
+{
+        m->notify = notify_free(m->notify);
+        machine_remove_files(m);
+        bus_emit_machine_removed(m->manager, m);
+        machine_free(m);
+}
+
+static int machine_on_cleanup_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Machine *m = userdata;
+        int r = cgroup_destroy(m->cgroup);
+        if (r == -EBUSY && ++m->cleanup_tries < CLEANUP_MAX_TRIES) {
+                (void)cgroup_kill(m->cgroup, SIGKILL);
+                sd_event_source_set_time_relative(s, CLEANUP_RETRY_USEC);
+                return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_machine_warning_errno(m->name, r, "Remove cgroup %s: %m", strempty(cgroup_path(m->cgroup)));
+        machine_finish(m);
+        return 0;
+}
+
+/* Everything the machine had goes: processes, cgroups, runtime files, the bus object. */
+static void machine_finalize(Machine *m)
+{
+        machine_release_process(m);
+        if (m->console)
+                console_flush(m->console);
+
+        if (!m->cgroup) {
+                machine_finish(m);
+                return;
+        }
+        (void)cgroup_kill(m->cgroup, SIGKILL);
+        int r = cgroup_destroy(m->cgroup);
+        if (r != -EBUSY) {
+                if (r < 0)
+                        log_machine_warning_errno(m->name, r, "Remove cgroup %s: %m",
+                                                  strempty(cgroup_path(m->cgroup)));
+                machine_finish(m);
+                return;
+        }
+        m->cleanup_tries = 0;
+        r = sd_event_add_time_relative(m->manager->event, &m->cleanup_timer, CLOCK_MONOTONIC, CLEANUP_RETRY_USEC,
+                                       0, machine_on_cleanup_timer, m);
+        if (r < 0)
+                machine_finish(m);
+}
+
+static void limits_from_settings(const Settings *s, CGroupLimits *l)
+{
+        l->memory_max = s->memory_max >= LIMIT_INFINITY ? UINT64_MAX : s->memory_max;
+        l->cpu_quota_per_sec_usec =
+                s->cpu_quota_per_sec_usec >= LIMIT_INFINITY ? UINT64_MAX : s->cpu_quota_per_sec_usec;
+        l->tasks_max = s->tasks_max >= LIMIT_INFINITY ? UINT64_MAX : s->tasks_max;
+}
+
+static int machine_pre_start(pid_t pid, void *userdata)
+{
+        Machine *m = userdata;
+        int r = cgroup_attach(m->cgroup, pid);
+        if (r < 0)
+                return log_machine_error_errno(m->name, r, "Attach PID %d to cgroup: %m", (int)pid);
+        return 0;
+}
+
+static int machine_build_argv(Machine *m, char ***ret_argv, int *ret_exec_fd, sd_bus_error *error)
+{
+        _cleanup_strv_free_ char **argv = NULL;
+        if (m->settings->boot) {
+                _cleanup_free_ char *init = NULL;
+                int r = container_find_init(m->root, &init);
+                if (r < 0)
+                        return sd_bus_error_setf(error, "org.machinemgr1.Error.NoInit",
+                                                 "%s: the image has no init to boot (looked for "
+                                                 "/usr/lib/systemd/systemd, /lib/systemd/systemd, /sbin/init): %s",
+                                                 m->name, strerror(-r));
+                if (strv_extend(&argv, init) < 0)
+                        return -ENOMEM;
+                *ret_exec_fd = -1;
+        } else {
+                if (m->manager->init_fd < 0)
+                        return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed",
+                                                 "%s: machinemgr-init is not installed", m->name);
+                if (strv_extend(&argv, "machinemgr-init") < 0 || strv_extend(&argv, "--") < 0)
+                        return -ENOMEM;
+                if (m->settings->command)
+                        STRV_FOREACH(a, m->settings->command) if (strv_extend(&argv, *a) < 0) return -ENOMEM;
+                if (!m->settings->command && strv_extend(&argv, "/bin/sh") < 0)
+                        return -ENOMEM;
+                *ret_exec_fd = m->manager->init_fd;
+        }
+        *ret_argv = TAKE_PTR(argv);
+        return 0;
+}
+
+/* Clones the guest's init. Used for the first start and for reboots. */
+static int machine_spawn(Machine *m, sd_bus_error *error)
+{
+        _cleanup_strv_free_ char **argv = NULL;
+        int exec_fd = -1, r;
+
+        r = machine_build_argv(m, &argv, &exec_fd, error);
+        if (r < 0)
+                return r;
+
+        CGroupLimits limits;
+        limits_from_settings(m->settings, &limits);
+        r = cgroup_direct_create(m->name, &limits, &m->cgroup);
+        if (r < 0)
+                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: create cgroup: %s",
+                                         m->name, strerror(-r));
+
+        ContainerConfig c = {
+                .name = m->name,
+                .root = m->root,
+                .uuid = m->id,
+                .hostname = m->settings->hostname ?: m->name,
+                .argv = argv,
+                .exec_fd = exec_fd,
+                .environment = m->settings->environment,
+                .console_path = console_slave_path(m->console),
+                .run_host_dir = m->host_dir,
+                .private_network = m->settings->network_mode != NETWORK_HOST,
+                .read_only = m->settings->read_only > 0,
+                .capabilities = container_default_capabilities(m->settings->network_mode != NETWORK_HOST),
+                .syscall_filter = m->settings->syscall_filter,
+                .cgroup2_fd = cgroup_clone_fd(m->cgroup),
+                .pre_start = machine_pre_start,
+                .userdata = m,
+        };
+        c.capabilities = (c.capabilities | m->settings->capability_add) & ~m->settings->capability_drop;
+
+        ContainerProcess p;
+        _cleanup_free_ char *failure = NULL;
+        r = container_spawn(&c, &p, &failure);
+        if (r < 0) {
+                (void)cgroup_destroy(m->cgroup);
+                m->cgroup = cgroup_free(m->cgroup);
+                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: %s", m->name,
+                                         failure ?: strerror(-r));
+        }
+        m->leader = p.pid;
+        m->leader_pidfd = p.pidfd;
+        m->sync_fd = p.sync_fd;
+        m->adopted = false;
+        (void)pid_starttime(m->leader, &m->leader_starttime);
+        m->timestamp = now_usec(CLOCK_REALTIME);
+        m->state = MACHINE_STARTING;
+
+        r = sd_event_add_io(m->manager->event, &m->sync_source, m->sync_fd, EPOLLIN, machine_on_sync, m);
+        if (r >= 0)
+                r = sd_event_add_child_pidfd(m->manager->event, &m->leader_source, m->leader_pidfd, WEXITED,
+                                             machine_on_child, m);
+        if (r < 0) {
+                (void)pidfd_send(m->leader_pidfd, SIGKILL);
+                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: watch init: %s",
+                                         m->name, strerror(-r));
+        }
+        console_set_leader(m->console, m->leader);
+        (void)machine_save(m);
+        bus_emit_machine_changed(m, "Leader");
+        return 0;
+}
+
+static int machine_check_image(Machine *m, sd_bus_error *error)
+{
+        struct stat st;
+        if (stat(m->root, &st) < 0 || !S_ISDIR(st.st_mode))
+                return sd_bus_error_setf(error, "org.machinemgr1.Error.NoSuchImage", "%s: no image at %s", m->name,
+                                         m->root);
+        return 0;
+}
+
+int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
+{
+        int r = machine_check_image(m, error);
+        if (r < 0)
+                return r;
+
+        sd_id128_randomize(&m->id);
+        manager_forget_exit(m->manager, m->name);
+
+        r = mkdir_p(m->host_dir, 0755);
+        if (r >= 0)
+                r = notify_new(m->manager->event, m->host_dir, machine_on_notify, m, &m->notify);
+        if (r >= 0)
+                r = console_new(m->manager->event, m->name, &m->console);
+        if (r >= 0)
+                r = console_start(m->console);
+        if (r < 0) {
+                machine_remove_files(m);
+                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: prepare console: %s",
+                                         m->name, strerror(-r));
+        }
+
+        r = machine_spawn(m, error);
+        if (r < 0) {
+                manager_record_exit(m->manager, m->name, "failed", -r, error->message);
+                machine_remove_files(m);
+                return r;
+        }
+        m->start_message = sd_bus_message_ref(message);
+        bus_emit_machine_new(m->manager, m);
+        return 0;
+}
+
+int machine_poweroff(Machine *m)
+{
+        if (m->leader_pidfd < 0)
+                return -ESRCH;
+        int sig = m->settings->kill_signal ?: SIGRTMIN + 4;
+        int r = pidfd_send(m->leader_pidfd, sig);
+        if (r < 0)
+                return r;
+        log_machine_info(m->name, "Powering off (signal %d to init).", sig);
+        machine_set_state(m, MACHINE_STOPPING);
+        return 0;
+}
+
+int machine_reboot(Machine *m)
+{
+        if (m->leader_pidfd < 0)
+                return -ESRCH;
+        if (!m->settings->boot) {
+                /* machinemgr-init has no reboot of its own: start the payload afresh. */
+                m->stopping_for_reboot = true;
+                return machine_terminate(m);
+        }
+        /* systemd takes SIGINT as ctrl-alt-del: it reboots, its reboot(2) ends init with SIGHUP. */
+        log_machine_info(m->name, "Rebooting (SIGINT to init).");
+        return pidfd_send(m->leader_pidfd, SIGINT);
+}
+
+int machine_terminate(Machine *m)
+{
+        if (m->leader_pidfd < 0)
+                return -ESRCH;
+        log_machine_info(m->name, "Terminating.");
+        if (!m->stopping_for_reboot)
+                machine_set_state(m, MACHINE_STOPPING);
+        /* Killing PID 1 of the pid namespace takes every process of the namespace with it. */
+        int r = pidfd_send(m->leader_pidfd, SIGKILL);
+        if (m->cgroup)
+                (void)cgroup_kill(m->cgroup, SIGKILL);
+        return r;
+}
+
+int machine_kill(Machine *m, const char *whom, int signo)
+{
+        if (m->leader_pidfd < 0)
+                return -ESRCH;
+        if (streq(whom, "leader"))
+                return pidfd_send(m->leader_pidfd, signo);
+        if (!m->cgroup)
+                return -ESRCH;
+        return cgroup_kill(m->cgroup, signo);
+}
+
+int machine_set_limits(Machine *m, const CGroupLimits *limits)
+{
+        if (!m->cgroup)
+                return -ESRCH;
+        int r = cgroup_set_limits(m->cgroup, limits);
+        if (r < 0)
+                return r;
+        if (limits->memory_max != LIMIT_UNSET)
+                m->settings->memory_max = limits->memory_max == UINT64_MAX ? LIMIT_INFINITY : limits->memory_max;
+        if (limits->cpu_quota_per_sec_usec != LIMIT_UNSET)
+                m->settings->cpu_quota_per_sec_usec = limits->cpu_quota_per_sec_usec == UINT64_MAX
+                                                              ? LIMIT_INFINITY
+                                                              : limits->cpu_quota_per_sec_usec;
+        if (limits->tasks_max != LIMIT_UNSET)
+                m->settings->tasks_max = limits->tasks_max == UINT64_MAX ? LIMIT_INFINITY : limits->tasks_max;
+        return machine_save(m);
+}
+
+/* The state file: what a restarted daemon needs to find and keep supervising the machine. */
+static int machine_save(Machine *m)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        _cleanup_fclose_ FILE *f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+        char id[SD_ID128_STRING_MAX];
+        fprintf(f, "NAME=%s\nID=%s\nSTATE=%s\nLEADER=%d\nLEADER_STARTTIME=%" PRIu64 "\nTIMESTAMP=%" PRIu64
+                   "\nROOT=%s\nBOOT=%d\nKILL_SIGNAL=%d\n",
+                m->name, sd_id128_to_string(m->id, id), machine_state_to_string(m->state), (int)m->leader,
+                m->leader_starttime, m->timestamp, m->root, m->settings->boot, m->settings->kill_signal);
+        fprintf(f, "MEMORY_MAX=%" PRIu64 "\nCPU_QUOTA=%" PRIu64 "\nTASKS_MAX=%" PRIu64 "\n", m->settings->memory_max,
+                m->settings->cpu_quota_per_sec_usec, m->settings->tasks_max);
+        if (m->status_text && !strchr(m->status_text, '\n'))
+                fprintf(f, "STATUS_TEXT=%s\n", m->status_text);
+        if (m->cgroup)
+                cgroup_serialize(m->cgroup, f);
+        if (fflush(f) != 0)
+                return -ENOMEM;
+        fclose(f);
+        f = NULL;
+        int r = write_file_atomic(m->state_file, buf);
+        if (r < 0)
+                log_machine_warning_errno(m->name, r, "Write state file %s: %m", m->state_file);
+        return r;
+}
+
+static int machine_load_item(Machine *m, const char *key, const char *value)
+{
+        uint64_t u;
+        int i;
+        if (streq(key, "ID"))
+                return sd_id128_from_string(value, &m->id);
+        if (streq(key, "STATE"))
+                m->state = streq(value, "running")    ? MACHINE_RUNNING
+                           : streq(value, "stopping") ? MACHINE_STOPPING
+                                                      : MACHINE_STARTING;
+        else if (streq(key, "LEADER") && safe_atoi(value, &i) >= 0)
+                m->leader = i;
+        else if (streq(key, "LEADER_STARTTIME"))
+                (void)safe_atou64(value, &m->leader_starttime);
+        else if (streq(key, "TIMESTAMP"))
+                (void)safe_atou64(value, &m->timestamp);
+        else if (streq(key, "BOOT") && safe_atoi(value, &i) >= 0)
+                m->settings->boot = i;
+        else if (streq(key, "KILL_SIGNAL") && safe_atoi(value, &i) >= 0)
+                m->settings->kill_signal = i;
+        else if (streq(key, "MEMORY_MAX") && safe_atou64(value, &u) >= 0)
+                m->settings->memory_max = u;
+        else if (streq(key, "CPU_QUOTA") && safe_atou64(value, &u) >= 0)
+                m->settings->cpu_quota_per_sec_usec = u;
+        else if (streq(key, "TASKS_MAX") && safe_atou64(value, &u) >= 0)
+                m->settings->tasks_max = u;
+        else if (streq(key, "STATUS_TEXT"))
+                return (m->status_text = strdup(value)) ? 0 : -ENOMEM;
+        else if (strncmp(key, "CGROUP", 6) == 0)
+                return cgroup_deserialize_item(&m->cgroup, m->name, key, value);
+        return 0;
+}
+
+static int machine_load(Machine *m)
+{
+        _cleanup_fclose_ FILE *f = fopen(m->state_file, "re");
+        if (!f)
+                return -errno;
+        char line[4096];
+        while (fgets(line, sizeof line, f)) {
+                line[strcspn(line, "\n")] = 0;
+                char *eq = strchr(line, '=');
+                if (!eq)
+                        continue;
+                *eq = 0;
+                int r = machine_load_item(m, line, eq + 1);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int machine_adopt_leader(Machine *m)
+{
+        uint64_t starttime;
+        if (m->leader <= 1)
+                return -ESRCH;
+        m->leader_pidfd = (int)syscall(SYS_pidfd_open, m->leader, 0);
+        if (m->leader_pidfd < 0)
+                return -errno;
+        /* The pid may have been reused since the state file was written. */
+        if (pid_starttime(m->leader, &starttime) < 0 || starttime != m->leader_starttime)
+                return -ESRCH;
+        m->adopted = true;
+        return sd_event_add_io(m->manager->event, &m->leader_source, m->leader_pidfd, EPOLLIN,
+                               machine_on_adopted_exit, m);
+}
+
+int machine_adopt(Manager *manager, const char *name)
+{
+        Machine *m;
+        int r = machine_new(manager, name, &m);
+        if (r < 0)
+                return r;
+        m->settings = settings_new();
+        if (!m->settings) {
+                machine_free(m);
+                return -ENOMEM;
+        }
+        r = machine_load(m);
+        if (r >= 0 && m->cgroup)
+                r = cgroup_deserialize_done(m->cgroup);
+        if (r >= 0)
+                r = machine_adopt_leader(m);
+        if (r < 0) {
+                log_machine_info(m->name, "Not running any more (%s): cleaning up.", strerror(-r));
+                manager_record_exit(manager, m->name, "unknown", 0, "ended while machinemgrd was not running");
+                machine_finalize(m);
+                return 0;
+        }
+        r = notify_new(manager->event, m->host_dir, machine_on_notify, m, &m->notify);
+        if (r < 0)
+                log_machine_warning_errno(m->name, r, "Re-create notify socket: %m");
+        /* The pty master died with the previous daemon (direct mode has no fd store): the console is not
+         * logged any more for this run. */
+        log_machine_info(m->name, "Re-adopted running machine, leader PID %d.", (int)m->leader);
+        bus_emit_machine_new(manager, m);
+        return 1;
+}

@@ -1,1 +1,191 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "manager.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "log.h"
+#include "machine.h"
+#include "names.h"
+#include "util.h"
+
+int manager_new(Manager **ret)
+{
+        Manager *m = calloc(1, sizeof *m);
+        if (!m)
+                return -ENOMEM;
+        m->private_fd = -1;
+        m->init_fd = -1;
+        int r = sd_event_default(&m->event);
+        if (r < 0) {
+                free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+Manager *manager_free(Manager *m)
+{
+        if (!m)
+                return NULL;
+        while (m->machines)
+                machine_free(m->machines);
+        while (m->exits) {
+                ExitRecord *e = m->exits;
+                m->exits = e->next;
+                free(e->name);
+                free(e->result);
+                free(e->message);
+                free(e);
+        }
+        while (m->connections)
+                bus_private_connection_free(m->connections);
+        sd_event_source_disable_unref(m->private_source);
+        safe_close(m->private_fd);
+        safe_close(m->init_fd);
+        sd_bus_flush_close_unref(m->system_bus);
+        sd_event_unref(m->event);
+        free(m->runtime_dir);
+        free(m->machines_dir);
+        free(m->host_dir);
+        free(m->image_path);
+        free(m);
+        return NULL;
+}
+
+Machine *manager_get_machine(Manager *m, const char *name)
+{
+        for (Machine *i = m->machines; i; i = i->next)
+                if (streq(i->name, name))
+                        return i;
+        return NULL;
+}
+
+ExitRecord *manager_find_exit(Manager *m, const char *name)
+{
+        for (ExitRecord *e = m->exits; e; e = e->next)
+                if (streq(e->name, name))
+                        return e;
+        return NULL;
+}
+
+void manager_forget_exit(Manager *m, const char *name)
+{
+        for (ExitRecord **p = &m->exits; *p; p = &(*p)->next) {
+                ExitRecord *e = *p;
+                if (!streq(e->name, name))
+                        continue;
+                *p = e->next;
+                free(e->name);
+                free(e->result);
+                free(e->message);
+                free(e);
+                return;
+        }
+}
+
+void manager_record_exit(Manager *m, const char *name, const char *result, int status, const char *message)
+{
+        manager_forget_exit(m, name);
+        ExitRecord *e = calloc(1, sizeof *e);
+        if (!e)
+                return;
+        e->name = strdup(name);
+        e->result = strdup(result);
+        e->message = message ? strdup(message) : NULL;
+        if (!e->name || !e->result || (message && !e->message)) {
+                free(e->name);
+                free(e->result);
+                free(e->message);
+                free(e);
+                return;
+        }
+        e->status = status;
+        e->timestamp = now_usec(CLOCK_REALTIME);
+        e->next = m->exits;
+        m->exits = e;
+}
+
+void manager_foreach_bus(Manager *m, manager_bus_func f, void *userdata)
+{
+        if (m->system_bus)
+                f(m->system_bus, userdata);
+        for (PrivateConnection *c = m->connections; c; c = c->next)
+                f(c->bus, userdata);
+}
+
+static int manager_open_init(Manager *m)
+{
+        /* Tests and uninstalled builds point at the build tree; installed daemons use libexecdir. */
+        const char *candidates[] = {getenv("MACHINEMGR_INIT_PATH"), MACHINEMGR_INIT_PATH, BUILD_INIT_PATH};
+        for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
+                if (!candidates[i])
+                        continue;
+                m->init_fd = open(candidates[i], O_PATH | O_CLOEXEC);
+                if (m->init_fd >= 0)
+                        return 0;
+        }
+        return log_warning_errno(ENOENT, "machinemgr-init not found: Boot=no machines cannot start.");
+}
+
+static int manager_connect_system_bus(Manager *m)
+{
+        if (access("/run/dbus/system_bus_socket", F_OK) < 0)
+                return 0;
+        int r = sd_bus_open_system(&m->system_bus);
+        if (r < 0)
+                return log_warning_errno(r, "Connect to the system bus: %m (serving the private socket only)");
+        r = manager_bus_add_objects(m, m->system_bus);
+        if (r < 0)
+                return log_error_errno(r, "Register objects on the system bus: %m");
+        r = sd_bus_request_name(m->system_bus, "org.machinemgr1", 0);
+        if (r < 0)
+                return log_error_errno(r, "Acquire bus name org.machinemgr1: %m");
+        r = sd_bus_attach_event(m->system_bus, m->event, 0);
+        if (r < 0)
+                return log_error_errno(r, "Attach system bus to the event loop: %m");
+        return 0;
+}
+
+/* Every state file is a machine that was running when the previous daemon went away. */
+static void manager_adopt_all(Manager *m)
+{
+        _cleanup_closedir_ DIR *d = opendir(m->machines_dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_type != DT_REG || !machine_name_is_valid(de->d_name) || strchr(de->d_name, '.'))
+                        continue;
+                int r = machine_adopt(m, de->d_name);
+                if (r < 0)
+                        log_machine_error_errno(de->d_name, r, "Re-adopt: %m");
+        }
+}
+
+int manager_startup(Manager *m)
+{
+        int r;
+        if (asprintf(&m->machines_dir, "%s/machines", m->runtime_dir) < 0 ||
+            asprintf(&m->host_dir, "%s/host", m->runtime_dir) < 0)
+                return log_oom();
+        if ((r = mkdir_p(m->machines_dir, 0700)) < 0 || (r = mkdir_p(m->host_dir, 0755)) < 0)
+                return log_error_errno(r, "Create %s: %m", m->runtime_dir);
+
+        /* Systemd mode (transient scopes) lands with the systemd-integration work; until then every host
+         * gets direct mode, which works with or without systemd. */
+        m->cgroup_backend = CGROUP_BACKEND_DIRECT;
+        (void)manager_open_init(m);
+
+        r = bus_private_listen(m);
+        if (r < 0)
+                return r;
+        r = manager_connect_system_bus(m);
+        if (r < 0)
+                return r;
+        manager_adopt_all(m);
+        return 0;
+}

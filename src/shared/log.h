@@ -31,3 +31,5 @@ int log_internal(int level, int error, const char *machine, const char *file, in
 #define log_machine_warning_errno(name, error, ...) log_machine_full(LOG_WARNING, error, name, __VA_ARGS__)
 #define log_machine_info(name, ...) log_machine_full(LOG_INFO, 0, name, __VA_ARGS__)
 #define log_machine_debug(name, ...) log_machine_full(LOG_DEBUG, 0, name, __VA_ARGS__)
+
+#define log_oom() log_error_errno(ENOMEM, "Out of memory.")

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* One container and its lifecycle. The state machine lives here and only here:
+ *
+ *   (new) --spawn--> STARTING --READY=1--> RUNNING --poweroff/reboot/terminate--> STOPPING
+ *     ^                 |                     |                                      |
+ *     |                 +---- init exits -----+--------------------------------------+--> (gone)
+ *     +------ init exits by SIGHUP (the guest rebooted) : respawn with the same settings
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+#include <systemd/sd-id128.h>
+
+#include "cgroup.h"
+#include "console.h"
+#include "manager.h"
+#include "notify.h"
+#include "settings.h"
+
+typedef enum MachineState {
+        MACHINE_STARTING,
+        MACHINE_RUNNING,
+        MACHINE_STOPPING,
+} MachineState;
+
+struct Machine {
+        Manager *manager;
+        char *name;
+        sd_id128_t id;
+        MachineState state;
+        char *root;        /* image directory */
+        char *unit;        /* machine-NAME.scope */
+        char *host_dir;    /* RUNTIME_DIR/host/NAME */
+        char *state_file;  /* RUNTIME_DIR/machines/NAME */
+        uint64_t timestamp; /* µs since the epoch, when the current run started */
+        char *status_text;
+
+        Settings *settings; /* merged: start options over the .machine file, defaults applied */
+
+        pid_t leader;
+        int leader_pidfd;
+        uint64_t leader_starttime; /* /proc/PID/stat field 22: guards re-adoption against pid reuse */
+        bool adopted;              /* not our child: its exit status is not observable */
+        sd_event_source *leader_source;
+
+        int sync_fd; /* from container_spawn, until init exec'd */
+        sd_event_source *sync_source;
+        sd_bus_message *start_message; /* StartMachine waiting for the exec */
+
+        sd_event_source *cleanup_timer; /* retries cgroup removal while the kernel tears processes down */
+        unsigned cleanup_tries;
+
+        CGroup *cgroup;
+        Console *console;
+        Notify *notify;
+
+        bool stopping_for_reboot;
+        Machine *next;
+};
+
+int machine_new(Manager *manager, const char *name, Machine **ret);
+Machine *machine_free(Machine *m);
+
+/* Starts the container; the reply to `message` (may be NULL) is sent once init has exec'd or set-up failed.
+ * Errors that can be known before cloning are returned right away with `error` filled in. */
+int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error);
+
+int machine_poweroff(Machine *m);
+int machine_reboot(Machine *m);
+int machine_terminate(Machine *m);
+int machine_kill(Machine *m, const char *whom, int signo);
+int machine_set_limits(Machine *m, const CGroupLimits *limits);
+
+/* Re-adoption after a daemon restart: 1 adopted, 0 gone (cleaned up), <0 error. */
+int machine_adopt(Manager *manager, const char *name);
+
+const char *machine_state_to_string(MachineState s);

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The daemon's single owner object: the event loop, the bus connections, and every machine. */
+
+#include <stdbool.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "cgroup.h"
+
+typedef struct Machine Machine;
+typedef struct ExitRecord ExitRecord;
+typedef struct PrivateConnection PrivateConnection;
+
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *system_bus; /* systemd mode, or any host with a system bus; NULL otherwise */
+
+        int private_fd;              /* listening socket RUNTIME_DIR/private */
+        sd_event_source *private_source;
+        PrivateConnection *connections;
+        unsigned connection_counter;
+
+        Machine *machines;    /* list */
+        ExitRecord *exits;    /* how each machine's last run ended, until its next start */
+
+        CGroupBackend cgroup_backend;
+        char *runtime_dir;    /* /run/machinemgr */
+        char *machines_dir;   /* RUNTIME_DIR/machines: one state file per running machine */
+        char *host_dir;       /* RUNTIME_DIR/host: one dir per machine, bound at the guest's /run/host */
+        char *image_path;     /* /var/lib/machines */
+        int init_fd;          /* O_PATH machinemgr-init, exec'd as PID 1 of Boot=no guests */
+
+        bool exiting;
+} Manager;
+
+int manager_new(Manager **ret);
+Manager *manager_free(Manager *m);
+int manager_startup(Manager *m);  /* bus, private socket, re-adoption */
+
+Machine *manager_get_machine(Manager *m, const char *name);
+
+/* How a machine's last run ended (DBUS.md GetMachineExit). */
+struct ExitRecord {
+        char *name;
+        char *result; /* exited, killed, failed, unknown */
+        int status;
+        uint64_t timestamp;
+        char *message;
+        ExitRecord *next;
+};
+void manager_record_exit(Manager *m, const char *name, const char *result, int status, const char *message);
+ExitRecord *manager_find_exit(Manager *m, const char *name);
+void manager_forget_exit(Manager *m, const char *name);
+
+/* Every connection we serve (system bus + private ones): signals go to all of them. */
+typedef int (*manager_bus_func)(sd_bus *bus, void *userdata);
+void manager_foreach_bus(Manager *m, manager_bus_func f, void *userdata);
+
+/* D-Bus faces (manager-dbus.c, machine-dbus.c, bus-private.c) */
+int manager_bus_add_objects(Manager *m, sd_bus *bus);
+int bus_private_listen(Manager *m);
+int bus_check_root(sd_bus_message *msg, sd_bus_error *error);
+int bus_emit_machine_new(Manager *m, Machine *machine);
+int bus_emit_machine_removed(Manager *m, Machine *machine);
+int bus_emit_machine_changed(Machine *machine, const char *property);
+int machine_bus_path(const char *name, char **ret);
+
+/* One accepted connection on the private socket. */
+struct PrivateConnection {
+        Manager *manager;
+        sd_bus *bus;
+        PrivateConnection *next;
+};
+PrivateConnection *bus_private_connection_free(PrivateConnection *c);
