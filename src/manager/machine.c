@@ -110,6 +110,7 @@ Machine *machine_free(Machine *m)
                 cgroup_free(m->cgroup);
         settings_free(m->settings);
         free(m->status_text);
+        free(m->spawn_failure);
         free(m->name);
         free(m->unit);
         free(m->host_dir);
@@ -162,6 +163,43 @@ static void machine_reply_start(Machine *m, const char *failure)
         m->start_message = sd_bus_message_unref(m->start_message);
 }
 
+static int on_machined_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        if (e)
+                log_machine_warning_errno(userdata, 0, "Register with systemd-machined: %s", e->message ?: e->name);
+        free(userdata);
+        return 0;
+}
+
+/* So that machinectl, journalctl -M and systemctl -M see the machine. machined follows the scope and
+ * forgets the machine when the scope goes; no unregistration needed. Best effort: a host without
+ * machined still runs containers. */
+static void machine_register_machined(Machine *m)
+{
+        if (m->manager->cgroup_backend != CGROUP_BACKEND_SYSTEMD || !m->manager->system_bus)
+                return;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        char *name = strdup(m->name);
+        if (!name)
+                return;
+        int r = sd_bus_message_new_method_call(m->manager->system_bus, &call, "org.freedesktop.machine1",
+                                               "/org/freedesktop/machine1", "org.freedesktop.machine1.Manager",
+                                               "RegisterMachine");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "s", m->name);
+        if (r >= 0)
+                r = sd_bus_message_append_array(call, 'y', m->id.bytes, sizeof m->id.bytes);
+        if (r >= 0)
+                r = sd_bus_message_append(call, "ssus", "machinemgr", "container", (uint32_t)m->leader, m->root);
+        if (r >= 0)
+                r = sd_bus_call_async(m->manager->system_bus, NULL, call, on_machined_reply, name, 0);
+        if (r < 0) {
+                log_machine_warning_errno(m->name, r, "Register with systemd-machined: %m");
+                free(name);
+        }
+}
+
 /* Drains the sync socket; returns the set-up error text if the child reported one. */
 static char *machine_read_sync(Machine *m, int *ret_state)
 {
@@ -189,6 +227,7 @@ static int machine_on_sync(sd_event_source *s, int fd, uint32_t revents, void *u
                 log_machine_info(m->name, "Started %s as PID %d.", m->settings->boot ? "init" : "payload",
                                  (int)m->leader);
                 machine_reply_start(m, NULL);
+                machine_register_machined(m);
                 return 0;
         }
         log_machine_error_errno(m->name, 0, "Start failed: %s", failure);
@@ -288,6 +327,7 @@ static void machine_remove_files(Machine *m)
 static void machine_finish(Machine *m)
 {
         m->notify = notify_free(m->notify);
+        manager_fdstore_remove(m->manager, m->name);
         machine_remove_files(m);
         bus_emit_machine_removed(m->manager, m);
         machine_free(m);
@@ -346,6 +386,21 @@ static void limits_from_settings(const Settings *s, CGroupLimits *l)
 static int machine_pre_start(pid_t pid, void *userdata)
 {
         Machine *m = userdata;
+        if (m->manager->cgroup_backend == CGROUP_BACKEND_SYSTEMD) {
+                /* The scope can only be made with a pid in it: the child waits for us right here. */
+                CGroupLimits limits;
+                _cleanup_free_ char *description = NULL, *failure = NULL;
+                limits_from_settings(m->settings, &limits);
+                if (asprintf(&description, "Container %s", m->name) < 0)
+                        return -ENOMEM;
+                int r = cgroup_systemd_create(m->manager->system_bus, m->name, description, pid, &limits,
+                                              &m->cgroup, &failure);
+                if (r < 0) {
+                        free(m->spawn_failure);
+                        m->spawn_failure = TAKE_PTR(failure);
+                }
+                return r;
+        }
         int r = cgroup_attach(m->cgroup, pid);
         if (r < 0)
                 return log_machine_error_errno(m->name, r, "Attach PID %d to cgroup: %m", (int)pid);
@@ -392,12 +447,14 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
         if (r < 0)
                 return r;
 
-        CGroupLimits limits;
-        limits_from_settings(m->settings, &limits);
-        r = cgroup_direct_create(m->name, &limits, &m->cgroup);
-        if (r < 0)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: create cgroup: %s",
-                                         m->name, strerror(-r));
+        if (m->manager->cgroup_backend == CGROUP_BACKEND_DIRECT) {
+                CGroupLimits limits;
+                limits_from_settings(m->settings, &limits);
+                r = cgroup_direct_create(m->name, &limits, &m->cgroup);
+                if (r < 0)
+                        return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: create cgroup: %s",
+                                                 m->name, strerror(-r));
+        }
 
         ContainerConfig c = {
                 .name = m->name,
@@ -413,7 +470,7 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                 .read_only = m->settings->read_only > 0,
                 .capabilities = container_default_capabilities(m->settings->network_mode != NETWORK_HOST),
                 .syscall_filter = m->settings->syscall_filter,
-                .cgroup2_fd = cgroup_clone_fd(m->cgroup),
+                .cgroup2_fd = m->cgroup ? cgroup_clone_fd(m->cgroup) : -1,
                 .pre_start = machine_pre_start,
                 .userdata = m,
         };
@@ -423,10 +480,15 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
         _cleanup_free_ char *failure = NULL;
         r = container_spawn(&c, &p, &failure);
         if (r < 0) {
-                (void)cgroup_destroy(m->cgroup);
-                m->cgroup = cgroup_free(m->cgroup);
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: %s", m->name,
-                                         failure ?: strerror(-r));
+                if (m->cgroup) {
+                        (void)cgroup_destroy(m->cgroup);
+                        m->cgroup = cgroup_free(m->cgroup);
+                }
+                const char *why = m->spawn_failure ?: failure;
+                r = sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: %s", m->name,
+                                      why ?: strerror(-r));
+                m->spawn_failure = mfree(m->spawn_failure);
+                return r;
         }
         m->leader = p.pid;
         m->leader_pidfd = p.pidfd;
@@ -476,6 +538,8 @@ int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
                 r = console_new(m->manager->event, m->name, &m->console);
         if (r >= 0)
                 r = console_start(m->console);
+        if (r >= 0)
+                (void)manager_fdstore_put(m->manager, m->name, console_master_fd(m->console));
         if (r < 0) {
                 machine_remove_files(m);
                 return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: prepare console: %s",
@@ -685,8 +749,20 @@ int machine_adopt(Manager *manager, const char *name)
         r = notify_new(manager->event, m->host_dir, machine_on_notify, m, &m->notify);
         if (r < 0)
                 log_machine_warning_errno(m->name, r, "Re-create notify socket: %m");
-        /* The pty master died with the previous daemon (direct mode has no fd store): the console is not
-         * logged any more for this run. */
+        if (m->cgroup && cgroup_backend(m->cgroup) == CGROUP_BACKEND_SYSTEMD)
+                (void)cgroup_set_bus(m->cgroup, manager->system_bus);
+        int console_fd = manager_fdstore_take(manager, m->name);
+        if (console_fd >= 0) {
+                r = console_new_from_fd(manager->event, m->name, console_fd, &m->console);
+                if (r >= 0) {
+                        console_set_leader(m->console, m->leader);
+                        r = console_start(m->console);
+                }
+                if (r < 0)
+                        log_machine_warning_errno(m->name, r, "Re-attach console: %m");
+        } else
+                /* Without a service manager's fd store the pty master died with the previous daemon. */
+                log_machine_info(m->name, "Console output of this run is not logged any more (no fd store).");
         log_machine_info(m->name, "Re-adopted running machine, leader PID %d.", (int)m->leader);
         bus_emit_machine_new(manager, m);
         return 1;

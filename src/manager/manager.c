@@ -41,6 +41,10 @@ Manager *manager_free(Manager *m)
                 free(e->message);
                 free(e);
         }
+        for (size_t i = 0; i < m->n_stored; i++)
+                safe_close(m->stored_fds[i]);
+        free(m->stored_fds);
+        strv_free(m->stored_names);
         while (m->connections)
                 bus_private_connection_free(m->connections);
         sd_event_source_disable_unref(m->private_source);
@@ -117,6 +121,86 @@ void manager_foreach_bus(Manager *m, manager_bus_func f, void *userdata)
                 f(c->bus, userdata);
 }
 
+/* FDNAME= allows printable ASCII only; machine names may be UTF-8, so they are hex-encoded. */
+static int fdstore_name(const char *machine, char **ret)
+{
+        size_t l = strlen(machine);
+        char *s = malloc(3 + 2 * l);
+        if (!s)
+                return -ENOMEM;
+        strcpy(s, "c-");
+        for (size_t i = 0; i < l; i++)
+                sprintf(s + 2 + 2 * i, "%02x", (unsigned char)machine[i]);
+        *ret = s;
+        return 0;
+}
+
+int manager_fdstore_put(Manager *m, const char *machine, int fd)
+{
+        _cleanup_free_ char *name = NULL, *msg = NULL;
+        if (!getenv("NOTIFY_SOCKET"))
+                return 0;
+        if (fdstore_name(machine, &name) < 0 || asprintf(&msg, "FDSTORE=1\nFDNAME=%s", name) < 0)
+                return -ENOMEM;
+        int r = sd_pid_notify_with_fds(0, false, msg, &fd, 1);
+        if (r < 0)
+                log_machine_warning_errno(machine, r, "Put console into the fd store: %m");
+        return r;
+}
+
+void manager_fdstore_remove(Manager *m, const char *machine)
+{
+        _cleanup_free_ char *name = NULL, *msg = NULL;
+        if (!getenv("NOTIFY_SOCKET"))
+                return;
+        if (fdstore_name(machine, &name) < 0 || asprintf(&msg, "FDSTOREREMOVE=1\nFDNAME=%s", name) < 0)
+                return;
+        (void)sd_notify(false, msg);
+}
+
+int manager_fdstore_take(Manager *m, const char *machine)
+{
+        _cleanup_free_ char *name = NULL;
+        if (fdstore_name(machine, &name) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_stored; i++)
+                if (m->stored_fds[i] >= 0 && streq(m->stored_names[i], name))
+                        return TAKE_FD(m->stored_fds[i]);
+        return -ENOENT;
+}
+
+static void manager_collect_stored_fds(Manager *m)
+{
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(true, &names);
+        if (n <= 0) {
+                strv_free(names);
+                return;
+        }
+        m->stored_fds = calloc(n, sizeof(int));
+        if (!m->stored_fds) {
+                strv_free(names);
+                return;
+        }
+        for (int i = 0; i < n; i++)
+                m->stored_fds[i] = SD_LISTEN_FDS_START + i;
+        m->stored_names = names;
+        m->n_stored = n;
+}
+
+/* A stored console whose machine did not come back is of no use: drop it from the store too. */
+static void manager_release_unclaimed_fds(Manager *m)
+{
+        for (size_t i = 0; i < m->n_stored; i++) {
+                if (m->stored_fds[i] < 0)
+                        continue;
+                _cleanup_free_ char *msg = NULL;
+                if (asprintf(&msg, "FDSTOREREMOVE=1\nFDNAME=%s", m->stored_names[i]) >= 0)
+                        (void)sd_notify(false, msg);
+                m->stored_fds[i] = safe_close(m->stored_fds[i]);
+        }
+}
+
 static int manager_open_init(Manager *m)
 {
         /* Tests and uninstalled builds point at the build tree; installed daemons use libexecdir. */
@@ -175,17 +259,21 @@ int manager_startup(Manager *m)
         if ((r = mkdir_p(m->machines_dir, 0700)) < 0 || (r = mkdir_p(m->host_dir, 0755)) < 0)
                 return log_error_errno(r, "Create %s: %m", m->runtime_dir);
 
-        /* Systemd mode (transient scopes) lands with the systemd-integration work; until then every host
-         * gets direct mode, which works with or without systemd. */
-        m->cgroup_backend = CGROUP_BACKEND_DIRECT;
         (void)manager_open_init(m);
-
         r = bus_private_listen(m);
         if (r < 0)
                 return r;
         r = manager_connect_system_bus(m);
         if (r < 0)
                 return r;
+        /* Systemd mode when PID 1 is systemd and its bus answers; never a user's choice (SPEC §2), but
+         * MACHINEMGR_CGROUP_BACKEND=direct forces direct mode for tests of it on a systemd host. */
+        const char *force = getenv("MACHINEMGR_CGROUP_BACKEND");
+        m->cgroup_backend = sd_booted() > 0 && m->system_bus && !streq_ptr(force, "direct") ? CGROUP_BACKEND_SYSTEMD
+                                                                                            : CGROUP_BACKEND_DIRECT;
+        log_info("Running in %s mode.", m->cgroup_backend == CGROUP_BACKEND_SYSTEMD ? "systemd" : "direct");
+        manager_collect_stored_fds(m);
         manager_adopt_all(m);
+        manager_release_unclaimed_fds(m);
         return 0;
 }

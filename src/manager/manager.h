@@ -32,6 +32,11 @@ typedef struct Manager {
         char *image_path;     /* /var/lib/machines */
         int init_fd;          /* O_PATH machinemgr-init, exec'd as PID 1 of Boot=no guests */
 
+        /* fds handed back by the service manager's fd store at start-up, until a machine claims them */
+        char **stored_names;
+        int *stored_fds;
+        size_t n_stored;
+
         bool exiting;
 } Manager;
 
@@ -40,6 +45,12 @@ Manager *manager_free(Manager *m);
 int manager_startup(Manager *m);  /* bus, private socket, re-adoption */
 
 Machine *manager_get_machine(Manager *m, const char *name);
+
+/* The service manager's fd store keeps console pty masters across daemon restarts (SPEC §9). All three are
+ * no-ops when not running under a service manager that has one. */
+int manager_fdstore_put(Manager *m, const char *machine, int fd);
+void manager_fdstore_remove(Manager *m, const char *machine);
+int manager_fdstore_take(Manager *m, const char *machine); /* the fd, or -ENOENT */
 
 /* How a machine's last run ended (DBUS.md GetMachineExit). */
 struct ExitRecord {
