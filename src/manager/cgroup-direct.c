@@ -1,1 +1,359 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Direct mode: no systemd to ask, so the container's cgroup is a directory we make below our own cgroup in
+ * every hierarchy we are in, and limits are written straight to the controller files. */
+
+#include <inttypes.h>
+#include <libmount/libmount.h>
+#include <sys/stat.h>
+
+#include "cgroup-internal.h"
+#include "log.h"
+
+static void mnt_free_tablep(struct libmnt_table **t)
+{
+        mnt_unref_table(*t);
+}
+
+static void mnt_free_iterp(struct libmnt_iter **i)
+{
+        mnt_free_iter(*i);
+}
+
+/* Whether a cgroup (v1) mount carries every controller of the list; "name=X" is a mount option too. */
+static bool mount_has_controllers(struct libmnt_fs *fs, const char *controllers)
+{
+        const char *opts = mnt_fs_get_fs_options(fs);
+        if (!opts)
+                return false;
+
+        _cleanup_free_ char *copy = strdup(controllers);
+        if (!copy)
+                return false;
+        for (char *save = NULL, *c = strtok_r(copy, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+                char *eq = strchr(c, '=');
+                char *value = NULL;
+                size_t valsz = 0;
+                if (eq)
+                        *eq = 0;
+                if (mnt_optstr_get_option(opts, c, &value, &valsz) != 0)
+                        return false;
+                if (eq && (valsz != strlen(eq + 1) || strncmp(value, eq + 1, valsz) != 0))
+                        return false;
+        }
+        return true;
+}
+
+/* Where our cgroup `path` of a hierarchy appears in the mount table; -ENOENT if the hierarchy (or that part
+ * of it) is not mounted. A mount whose root is a sub-cgroup shows only that subtree. */
+static int find_own_dir(struct libmnt_table *t, const char *controllers, const char *path, char **ret)
+{
+        _cleanup_(mnt_free_iterp) struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+        if (!it)
+                return -ENOMEM;
+
+        struct libmnt_fs *fs;
+        while (mnt_table_next_fs(t, it, &fs) == 0) {
+                const char *type = mnt_fs_get_fstype(fs), *target = mnt_fs_get_target(fs);
+                const char *root = mnt_fs_get_root(fs) ?: "/";
+                if (!type || !target)
+                        continue;
+                if (controllers ? !streq(type, "cgroup") || !mount_has_controllers(fs, controllers)
+                                : !streq(type, "cgroup2"))
+                        continue;
+
+                const char *rest = path;
+                if (!streq(root, "/")) {
+                        size_t l = strlen(root);
+                        if (strncmp(path, root, l) != 0 || (path[l] != 0 && path[l] != '/'))
+                                continue;
+                        rest = path + l;
+                }
+                if (streq(rest, "/"))
+                        rest = "";
+                return asprintf(ret, "%s%s", streq(target, "/") ? "" : target, rest) < 0 ? -ENOMEM : 0;
+        }
+        return -ENOENT;
+}
+
+int cgroup_discover(CGroup *cg, const char *fixed_path)
+{
+        _cleanup_free_ char *self = NULL;
+        int r = read_full_file("/proc/self/cgroup", &self, NULL);
+        if (r < 0)
+                return log_error_errno(r, "read /proc/self/cgroup: %m");
+
+        _cleanup_(mnt_free_tablep) struct libmnt_table *t = mnt_new_table_from_file("/proc/self/mountinfo");
+        if (!t)
+                return log_error_errno(ENOMEM, "parse /proc/self/mountinfo: %m");
+
+        _cleanup_free_ char *leaf = NULL;
+        if (asprintf(&leaf, "machine-%s.scope", cg->name) < 0)
+                return -ENOMEM;
+
+        for (char *save = NULL, *line = strtok_r(self, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+                _cleanup_free_ char *controllers = NULL, *path = NULL, *own = NULL, *dir = NULL, *rel = NULL;
+                if (cgroup_parse_proc_line(line, &controllers, &path) < 0) {
+                        log_debug("/proc/self/cgroup: ignoring \"%s\"", line);
+                        continue;
+                }
+                if (fixed_path) {
+                        _cleanup_free_ char *root = NULL;
+                        r = find_own_dir(t, controllers, "/", &root);
+                        if (r == -ENOENT)
+                                continue; /* only part of this hierarchy is visible to us */
+                        if (r < 0)
+                                return r;
+                        if (asprintf(&dir, "%s%s", root, fixed_path) < 0 || !(rel = strdup(fixed_path)))
+                                return -ENOMEM;
+                        if (access(dir, F_OK) < 0)
+                                continue; /* a hierarchy the manager does not put this unit in */
+                } else {
+                        if (strstr(path, "/..")) {
+                                /* We sit outside our cgroup namespace's root: nothing of it is reachable. */
+                                log_debug("cgroup hierarchy %s: own cgroup %s is outside our view, skipping",
+                                          controllers ?: "cgroup2", path);
+                                continue;
+                        }
+                        r = find_own_dir(t, controllers, path, &own);
+                        if (r == -ENOENT) {
+                                log_debug("cgroup hierarchy %s: not mounted, skipping",
+                                          controllers ?: "cgroup2");
+                                continue;
+                        }
+                        if (r < 0)
+                                return r;
+                        const char *sep = streq(path, "/") ? "" : "/";
+                        if (asprintf(&dir, "%s/%s", own, leaf) < 0 ||
+                            asprintf(&rel, "%s%s%s", path, sep, leaf) < 0)
+                                return -ENOMEM;
+                }
+                r = cgroup_add_hierarchy(cg, controllers, dir, rel);
+                if (r < 0)
+                        return r;
+        }
+        if (cg->n_hierarchies == 0)
+                return log_error_errno(EOPNOTSUPP, "no mounted cgroup hierarchy found: %m");
+        return 0;
+}
+
+static int parent_dir(const char *dir, char **ret)
+{
+        char *p = strdup(dir);
+        if (!p)
+                return -ENOMEM;
+        char *slash = strrchr(p, '/');
+        if (slash && slash != p)
+                *slash = 0;
+        *ret = p;
+        return 0;
+}
+
+/* v1 cpuset children start with empty cpus/mems, and a task cannot join such a cgroup. */
+static int copy_cpuset_from_parent(CGroupHierarchy *h)
+{
+        static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+        _cleanup_free_ char *parent = NULL;
+        int r = parent_dir(h->dir, &parent);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *from = NULL, *value = NULL;
+                if (asprintf(&from, "%s/%s", parent, files[i]) < 0)
+                        return -ENOMEM;
+                r = read_one_line_file(from, &value);
+                if (r < 0)
+                        return log_error_errno(r, "read %s: %m", from);
+                r = cgroup_write(h, files[i], value);
+                if (r < 0)
+                        return log_error_errno(r, "write %s/%s: %m", h->dir, files[i]);
+        }
+        return 0;
+}
+
+/* On cgroup2 the limits exist only where the parent enables the controllers for its children. Our own
+ * cgroup can do that only if it holds no processes itself (or is the root): best effort, the limit
+ * writes later say whether a controller is missing. */
+static void enable_unified_controllers(CGroupHierarchy *h)
+{
+        static const char *const wanted[] = {"memory", "pids", "cpu"};
+        _cleanup_free_ char *parent = NULL, *available = NULL, *enabled = NULL, *p = NULL, *q = NULL;
+        if (parent_dir(h->dir, &parent) < 0 || asprintf(&p, "%s/cgroup.controllers", parent) < 0 ||
+            asprintf(&q, "%s/cgroup.subtree_control", parent) < 0)
+                return;
+        if (read_one_line_file(p, &available) < 0 || read_one_line_file(q, &enabled) < 0)
+                return;
+
+        for (size_t i = 0; i < ELEMENTSOF(wanted); i++) {
+                if (!cgroup_list_contains(available, " ", wanted[i]) ||
+                    cgroup_list_contains(enabled, " ", wanted[i]))
+                        continue;
+                char op[32];
+                snprintf(op, sizeof(op), "+%s", wanted[i]);
+                int r = write_string_file(q, op);
+                if (r < 0)
+                        log_warning_errno(r, "enable %s in %s: %m", wanted[i], q);
+        }
+}
+
+static int make_dirs(CGroup *cg)
+{
+        for (size_t i = 0; i < cg->n_hierarchies; i++) {
+                CGroupHierarchy *h = &cg->hierarchies[i];
+                if (!h->controllers)
+                        enable_unified_controllers(h);
+                if (mkdir(h->dir, 0755) < 0 && errno != EEXIST)
+                        return log_machine_error_errno(cg->name, errno, "mkdir %s: %m", h->dir);
+                if (h->controllers && cgroup_controller_list_contains(h->controllers, "cpuset")) {
+                        int r = copy_cpuset_from_parent(h);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+int cgroup_direct_create(const char *name, const CGroupLimits *limits, CGroup **ret)
+{
+        if (!name || !*name || strchr(name, '/') || streq(name, "..") || streq(name, "."))
+                return -EINVAL;
+
+        _cleanup_(cgroup_freep) CGroup *cg = cgroup_new(CGROUP_BACKEND_DIRECT, name);
+        if (!cg)
+                return -ENOMEM;
+        int r = cgroup_discover(cg, NULL);
+        if (r < 0)
+                return r;
+
+        /* A leftover from a crashed daemon is reused if nothing runs in it. */
+        r = cgroup_is_empty(cg);
+        if (r < 0)
+                return log_machine_error_errno(name, r, "check for an existing cgroup: %m");
+        if (r == 0)
+                return log_machine_error_errno(name, EEXIST, "cgroup %s is in use: %m", cgroup_path(cg));
+
+        r = make_dirs(cg);
+        if (r >= 0 && limits)
+                r = cgroup_direct_set_limits(cg, limits);
+        if (r >= 0) {
+                r = cgroup_open_unified(cg);
+                if (r < 0)
+                        log_machine_error_errno(name, r, "open %s: %m", cgroup_unified_path(cg));
+        }
+        if (r < 0) {
+                (void)cgroup_remove_dirs(cg);
+                return r;
+        }
+        *ret = TAKE_PTR(cg);
+        return 0;
+}
+
+static bool has_file(CGroupHierarchy *h, const char *file)
+{
+        _cleanup_free_ char *p = NULL;
+        if (asprintf(&p, "%s/%s", h->dir, file) < 0)
+                return false;
+        return access(p, F_OK) >= 0;
+}
+
+static int write_limit(CGroup *cg, CGroupHierarchy *h, const char *file, uint64_t v, const char *unlimited)
+{
+        int r = v == UINT64_MAX ? cgroup_write(h, file, unlimited) : cgroup_write_u64(h, file, v);
+        if (r < 0)
+                return log_machine_error_errno(cg->name, r, "write %s/%s: %m", h->dir, file);
+        return 0;
+}
+
+static int no_controller(CGroup *cg, const char *controller)
+{
+        return log_machine_error_errno(
+            cg->name, EOPNOTSUPP,
+            "cannot enforce the limit: no cgroup hierarchy offers the %s controller: %m", controller);
+}
+
+static int set_memory_max(CGroup *cg, uint64_t max)
+{
+        CGroupHierarchy *h = cgroup_find_controller(cg, "memory");
+        if (!h)
+                return max == UINT64_MAX ? 0 : no_controller(cg, "memory");
+
+        /* MemoryMax bounds RAM and swap together, so a guest cannot dodge its OOM kill by swapping. */
+        if (!h->controllers) {
+                int r = write_limit(cg, h, "memory.max", max, "max");
+                if (r >= 0 && has_file(h, "memory.swap.max"))
+                        r = write_limit(cg, h, "memory.swap.max", max == UINT64_MAX ? max : 0, "max");
+                return r;
+        }
+
+        /* v1 wants memsw >= limit at every moment: raise memsw first, lower it last. */
+        bool memsw = has_file(h, "memory.memsw.limit_in_bytes");
+        uint64_t cur = UINT64_MAX;
+        (void)cgroup_read_u64(h, "memory.limit_in_bytes", &cur);
+        int r = 0;
+        if (memsw && max > cur)
+                r = write_limit(cg, h, "memory.memsw.limit_in_bytes", max, "-1");
+        if (r >= 0)
+                r = write_limit(cg, h, "memory.limit_in_bytes", max, "-1");
+        if (r >= 0 && memsw && max <= cur)
+                r = write_limit(cg, h, "memory.memsw.limit_in_bytes", max, "-1");
+        return r;
+}
+
+static int set_tasks_max(CGroup *cg, uint64_t max)
+{
+        CGroupHierarchy *h = cgroup_find_controller(cg, "pids");
+        if (!h)
+                return max == UINT64_MAX ? 0 : no_controller(cg, "pids");
+        return write_limit(cg, h, "pids.max", max, "max");
+}
+
+static int set_cpu_quota(CGroup *cg, uint64_t per_sec_usec)
+{
+        CGroupHierarchy *h = cgroup_find_controller(cg, "cpu");
+        if (!h)
+                return per_sec_usec == UINT64_MAX ? 0 : no_controller(cg, "cpu");
+
+        uint64_t quota = per_sec_usec == UINT64_MAX
+                             ? UINT64_MAX
+                             : cgroup_cpu_quota_to_period_quota(per_sec_usec, CGROUP_CPU_PERIOD_USEC);
+        if (!h->controllers) {
+                char buf[64];
+                if (quota == UINT64_MAX)
+                        snprintf(buf, sizeof(buf), "max %" PRIu64, CGROUP_CPU_PERIOD_USEC);
+                else
+                        snprintf(buf, sizeof(buf), "%" PRIu64 " %" PRIu64, quota, CGROUP_CPU_PERIOD_USEC);
+                int r = cgroup_write(h, "cpu.max", buf);
+                if (r < 0)
+                        return log_machine_error_errno(cg->name, r, "write %s/cpu.max: %m", h->dir);
+                return 0;
+        }
+        int r = write_limit(cg, h, "cpu.cfs_period_us", CGROUP_CPU_PERIOD_USEC, "-1");
+        if (r >= 0)
+                r = write_limit(cg, h, "cpu.cfs_quota_us", quota, "-1");
+        return r;
+}
+
+int cgroup_direct_set_limits(CGroup *cg, const CGroupLimits *limits)
+{
+        int r = set_memory_max(cg, limits->memory_max);
+        if (r >= 0)
+                r = set_tasks_max(cg, limits->tasks_max);
+        if (r >= 0)
+                r = set_cpu_quota(cg, limits->cpu_quota_per_sec_usec);
+        return r;
+}
+
+int cgroup_direct_destroy(CGroup *cg)
+{
+        int r = cgroup_is_empty(cg);
+        if (r < 0)
+                return log_machine_error_errno(cg->name, r, "check cgroup %s for processes: %m",
+                                               cgroup_path(cg));
+        if (r == 0)
+                return -EBUSY;
+        r = cgroup_remove_dirs(cg);
+        if (r < 0)
+                return log_machine_error_errno(cg->name, r, "remove cgroup %s: %m", cgroup_path(cg));
+        return 0;
+}

@@ -26,6 +26,7 @@ typedef struct CGroupUsage {
 } CGroupUsage;
 
 typedef struct CGroup CGroup;
+typedef struct sd_bus sd_bus;
 
 typedef enum CGroupBackend {
         CGROUP_BACKEND_DIRECT,
@@ -35,6 +36,20 @@ typedef enum CGroupBackend {
 /* Direct mode. Creates <own cgroup>/machine-NAME.scope in every hierarchy the daemon is in
  * (/proc/self/cgroup), applies limits. Fails with -EEXIST if it exists and is not empty. */
 int cgroup_direct_create(const char *name, const CGroupLimits *limits, CGroup **ret);
+
+/* Systemd mode. Starts the transient unit machine-NAME.scope in machine.slice (Delegate=yes, the limits as
+ * unit properties) holding pid, and waits for its start job. On failure *ret_error (if given) gets systemd's
+ * reason as text, to be passed on to the user. */
+int cgroup_systemd_create(sd_bus *bus, const char *name, const char *description, pid_t pid,
+                          const CGroupLimits *limits, CGroup **ret, char **ret_error);
+/* A deserialized systemd-mode CGroup needs the bus again before set_limits/destroy. */
+int cgroup_set_bus(CGroup *cg, sd_bus *bus);
+
+CGroupBackend cgroup_backend(CGroup *cg);
+const char *cgroup_unit(CGroup *cg); /* "machine-NAME.scope" in systemd mode, NULL in direct mode */
+
+/* The cgroup_* functions log their own failures with the step that failed (tagged with the machine's
+ * name); callers need not log them again. */
 
 /* O_DIRECTORY fd of the container's cgroup2 directory, for clone3(CLONE_INTO_CGROUP); -1 if the host has
  * no cgroup2 hierarchy. Owned by the CGroup. */
@@ -51,7 +66,7 @@ int cgroup_get_usage(CGroup *cg, CGroupUsage *ret);
 /* SIGKILL (or sig) to every process in the container's cgroup (cgroup.kill where available). */
 int cgroup_kill(CGroup *cg, int sig);
 
-/* True when no process is left in it (cgroup.events populated=0 / empty cgroup.procs everywhere). */
+/* 1 when no process is left in it (cgroup.events populated=0 / empty cgroup.procs everywhere). */
 int cgroup_is_empty(CGroup *cg);
 
 /* Removes the whole subtree (the guest's own sub-cgroups first) in every hierarchy. -EBUSY if processes
@@ -66,6 +81,7 @@ const char *cgroup_path(CGroup *cg);
 /* The state file (/run/machinemgr/machines/NAME) keeps enough to find the cgroup again after a daemon
  * restart: serialize writes "CGROUP_...=..." lines; deserialize takes them back (unknown keys ignored). */
 int cgroup_serialize(CGroup *cg, FILE *f);
+/* Creates *cg on the first CGROUP_ key; returns 1 when the key was one of ours, 0 when it was not. */
 int cgroup_deserialize_item(CGroup **cg, const char *name, const char *key, const char *value);
 int cgroup_deserialize_done(CGroup *cg); /* opens fds; -ENOENT if the cgroup is gone */
 

@@ -1,1 +1,537 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "container.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "capabilities.h"
+#include "mount-setup.h"
+#include "netns.h"
+#include "seccomp-policy.h"
+#include "util.h"
+
+#define GUEST_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* Sync socket messages from child to parent: the errno as an int32_t, then "step: strerror". */
+typedef struct SyncError {
+        int32_t error;
+        char text[508];
+} SyncError;
+
+static pid_t clone3_pidfd(uint64_t flags, int cgroup_fd, int *ret_pidfd)
+{
+        struct clone_args args = {
+                .flags = flags | CLONE_PIDFD,
+                .pidfd = (uint64_t) (uintptr_t) ret_pidfd,
+                .exit_signal = SIGCHLD,
+        };
+
+        if (cgroup_fd >= 0) {
+                args.flags |= CLONE_INTO_CGROUP;
+                args.cgroup = (uint64_t) cgroup_fd;
+        }
+        return (pid_t) syscall(SYS_clone3, &args, sizeof(args));
+}
+
+static void kill_and_reap(int pidfd)
+{
+        siginfo_t si;
+
+        (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        (void) waitid(P_PIDFD, (id_t) pidfd, &si, WEXITED);
+}
+
+/* The daemon blocks the signals sd-event handles and may ignore others; both survive exec. */
+static void reset_signals(void)
+{
+        sigset_t all;
+
+        for (int sig = 1; sig < _NSIG; sig++)
+                (void) signal(sig, SIG_DFL);
+        sigemptyset(&all);
+        (void) sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+/* ---- child side: runs in the new namespaces, reports failures over the sync socket ---- */
+
+_Noreturn static void child_fail(int sync_fd, const char *step, int error)
+{
+        SyncError e = { .error = abs(error) };
+        int n = snprintf(e.text, sizeof(e.text), "%s: %s", step, strerror(abs(error)));
+
+        (void) send(sync_fd, &e, offsetof(SyncError, text) + (size_t) n, MSG_NOSIGNAL);
+        _exit(EXIT_FAILURE);
+}
+
+static int child_push_env(char ***env, const char *fmt, const char *value)
+{
+        char *s;
+
+        if (asprintf(&s, fmt, value) < 0)
+                return -ENOMEM;
+        return strv_push(env, s);
+}
+
+static char **child_environment(const ContainerConfig *c)
+{
+        char uuid[SD_ID128_UUID_STRING_MAX];
+        char **env = NULL;
+
+        if (child_push_env(&env, "container=%s", "machinemgr") < 0 ||
+            child_push_env(&env, "container_uuid=%s", sd_id128_to_uuid_string(c->uuid, uuid)) < 0 ||
+            (c->run_host_dir && child_push_env(&env, "NOTIFY_SOCKET=%s", "/run/host/notify") < 0) ||
+            child_push_env(&env, "PATH=%s", GUEST_PATH) < 0 || child_push_env(&env, "TERM=%s", "vt220") < 0 ||
+            child_push_env(&env, "HOME=%s", "/") < 0)
+                return NULL;
+        STRV_FOREACH(e, c->environment)
+        if (strv_extend(&env, *e) < 0)
+                return NULL;
+        return env;
+}
+
+static int child_console(void)
+{
+        int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        /* We are a session leader without a tty (setsid), so this does not steal anyone's. */
+        if (ioctl(fd, TIOCSCTTY, 0) < 0)
+                return -errno;
+        for (int i = 0; i < 3; i++)
+                if (dup2(fd, i) < 0)
+                        return -errno;
+        if (fd > 2)
+                close(fd);
+        return 0;
+}
+
+static void child_wait_for_go(int sync_fd)
+{
+        char go;
+
+        /* EOF: the parent gave up (pre_start failed, or it died) — nothing to report to. */
+        if (recv(sync_fd, &go, 1, 0) != 1)
+                _exit(EXIT_FAILURE);
+}
+
+_Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
+{
+        const char *step = NULL, *bad = NULL;
+        int root_fd = -1, r;
+
+        reset_signals();
+        /* The daemon's other fds (consoles, bus, other containers' pidfds) must not reach the guest. */
+        if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                child_fail(sync_fd, "close_range", errno);
+        umask(0);
+
+        child_wait_for_go(sync_fd);
+
+        /* Only now are we in our cgroups: the new cgroup namespace is rooted at them. */
+        if (unshare(CLONE_NEWCGROUP) < 0)
+                child_fail(sync_fd, "unshare cgroup namespace", errno);
+        if (setsid() < 0)
+                child_fail(sync_fd, "setsid", errno);
+
+        r = mount_setup_guest(c, &root_fd, &step);
+        if (r < 0)
+                child_fail(sync_fd, step, r);
+
+        const char *hostname = c->hostname ?: c->name;
+        if (hostname && sethostname(hostname, strlen(hostname)) < 0)
+                child_fail(sync_fd, "sethostname", errno);
+
+        if (c->private_network) {
+                r = netns_loopback_up();
+                if (r < 0)
+                        child_fail(sync_fd, "bring up lo", r);
+        }
+
+        r = mount_pivot_root(root_fd);
+        if (r < 0)
+                child_fail(sync_fd, "pivot_root", r);
+        umask(0022);
+
+        if (c->console_path) {
+                r = child_console();
+                if (r < 0)
+                        child_fail(sync_fd, "open /dev/console", r);
+        }
+
+        char **env = child_environment(c);
+        if (!env)
+                child_fail(sync_fd, "environment", ENOMEM);
+
+        r = capability_bounding_set_limit(c->capabilities);
+        if (r < 0)
+                child_fail(sync_fd, "drop capabilities", r);
+
+        /* Last before exec: from here on, our own set-up calls would be filtered too. */
+        r = seccomp_policy_apply(c->syscall_filter, &bad);
+        if (r < 0)
+                child_fail(sync_fd, bad ? "seccomp: unknown system call" : "load seccomp filter", r);
+
+        if (c->exec_fd >= 0)
+                syscall(SYS_execveat, c->exec_fd, "", c->argv, env, AT_EMPTY_PATH);
+        else
+                execve(c->argv[0], c->argv, env);
+        child_fail(sync_fd, c->exec_fd >= 0 ? "execveat" : "exec", errno);
+}
+
+/* ---- parent side ---- */
+
+int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_error)
+{
+        _cleanup_close_ int parent_fd = -1, child_fd = -1;
+        int pair[2], pidfd = -1, r;
+
+        if (!c->root || !c->argv || !c->argv[0])
+                return -EINVAL;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+                r = -errno;
+                if (ret_error)
+                        (void) asprintf(ret_error, "socketpair: %s", strerror(-r));
+                return r;
+        }
+        parent_fd = pair[0];
+        child_fd = pair[1];
+
+        uint64_t flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
+                         (c->private_network ? CLONE_NEWNET : 0);
+        pid_t pid = clone3_pidfd(flags, c->cgroup2_fd, &pidfd);
+        if (pid < 0) {
+                r = -errno;
+                if (ret_error)
+                        (void) asprintf(ret_error, "clone3: %s", strerror(-r));
+                return r;
+        }
+        if (pid == 0) {
+                safe_close(parent_fd);
+                child_run(c, child_fd);
+        }
+        child_fd = safe_close(child_fd);
+
+        if (c->pre_start) {
+                r = c->pre_start(pid, c->userdata);
+                if (r < 0) {
+                        kill_and_reap(pidfd);
+                        safe_close(pidfd);
+                        if (ret_error)
+                                (void) asprintf(ret_error, "pre_start: %s", strerror(-r));
+                        return r;
+                }
+        }
+
+        if (send(parent_fd, "g", 1, MSG_NOSIGNAL) != 1) {
+                r = -errno;
+                kill_and_reap(pidfd);
+                safe_close(pidfd);
+                if (ret_error)
+                        (void) asprintf(ret_error, "sync: %s", strerror(-r));
+                return r;
+        }
+
+        *ret = (ContainerProcess) { .pid = pid, .pidfd = pidfd, .sync_fd = TAKE_FD(parent_fd) };
+        return 0;
+}
+
+int container_sync_read(int sync_fd, char **ret_error)
+{
+        SyncError e;
+        ssize_t n = recv(sync_fd, &e, sizeof(e), MSG_DONTWAIT);
+
+        if (n < 0)
+                return errno == EAGAIN ? 1 : -errno;
+        if (n == 0)
+                return 0;
+        if ((size_t) n <= offsetof(SyncError, text) || e.error <= 0) {
+                if (ret_error)
+                        *ret_error = strdup("sync: malformed message from the container");
+                return -EIO;
+        }
+        if (ret_error)
+                *ret_error = strndup(e.text, (size_t) n - offsetof(SyncError, text));
+        return -e.error;
+}
+
+int container_wait_exec(ContainerProcess *p, char **ret_error)
+{
+        for (;;) {
+                struct pollfd pfd = { .fd = p->sync_fd, .events = POLLIN };
+
+                if (poll(&pfd, 1, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                int r = container_sync_read(p->sync_fd, ret_error);
+                if (r != 1)
+                        return r;
+        }
+}
+
+uint64_t container_default_capabilities(bool private_network)
+{
+        return capability_default_set(private_network);
+}
+
+int container_find_init(const char *root, char **ret_path)
+{
+        static const char *const candidates[] = { "/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/sbin/init" };
+
+        _cleanup_close_ int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd < 0)
+                return -errno;
+
+        for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
+                struct stat st;
+                _cleanup_close_ int fd = openat_in_root(root_fd, candidates[i], O_PATH);
+                if (fd < 0)
+                        continue;
+                if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+                        continue;
+                char *p = strdup(candidates[i]);
+                if (!p)
+                        return -ENOMEM;
+                *ret_path = p;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+/* ---- entering a running container ---- */
+
+typedef struct GuestUser {
+        uid_t uid;
+        gid_t gid;
+        char *name, *home, *shell;
+} GuestUser;
+
+/* Reads the guest's /etc/passwd directly: getpwnam() would consult the guest's nsswitch.conf and could
+ * dlopen() the guest's NSS modules into a process holding host privileges. */
+static int guest_user_lookup(const char *user, GuestUser *ret)
+{
+        bool is_root = !user || streq(user, "root") || streq(user, "0");
+        unsigned uid;
+        bool by_uid = user && safe_atou(user, &uid) >= 0;
+        struct passwd *pw;
+
+        _cleanup_fclose_ FILE *f = fopen("/etc/passwd", "re");
+        while (f && (pw = fgetpwent(f))) {
+                if (is_root ? pw->pw_uid != 0 : by_uid ? pw->pw_uid != uid : !streq(pw->pw_name, user))
+                        continue;
+                *ret = (GuestUser) { .uid = pw->pw_uid, .gid = pw->pw_gid, .name = strdup(pw->pw_name),
+                                     .home = strdup(pw->pw_dir), .shell = strdup(pw->pw_shell) };
+                if (!ret->name || !ret->home || !ret->shell)
+                        return -ENOMEM;
+                return 0;
+        }
+        /* An image without a passwd entry for root can still be entered as root. */
+        if (!is_root)
+                return -ESRCH;
+        *ret = (GuestUser) { .name = strdup("root"), .home = strdup("/root"), .shell = strdup("/bin/sh") };
+        return ret->name && ret->home && ret->shell ? 0 : -ENOMEM;
+}
+
+static int guest_user_become(const GuestUser *u)
+{
+        gid_t groups[NGROUPS_MAX];
+        int n = 0;
+        struct group *gr;
+
+        _cleanup_fclose_ FILE *f = fopen("/etc/group", "re");
+        while (f && (gr = fgetgrent(f)) && n < NGROUPS_MAX)
+                for (char **m = gr->gr_mem; m && *m; m++)
+                        if (streq(*m, u->name) && gr->gr_gid != u->gid) {
+                                groups[n++] = gr->gr_gid;
+                                break;
+                        }
+
+        if (setgroups((size_t) n, groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+            setresuid(u->uid, u->uid, u->uid) < 0)
+                return -errno;
+        return 0;
+}
+
+static char **enter_environment(char **env, const GuestUser *u)
+{
+        _cleanup_strv_free_ char **l = strv_copy(env);
+        const struct {
+                const char *key, *value;
+        } defaults[] = {
+                { "PATH", GUEST_PATH }, { "HOME", u->home }, { "USER", u->name },
+                { "LOGNAME", u->name }, { "SHELL", u->shell },
+        };
+
+        if (!l && env)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(defaults); i++) {
+                size_t k = strlen(defaults[i].key);
+                bool present = false;
+
+                STRV_FOREACH(e, l)
+                if (strncmp(*e, defaults[i].key, k) == 0 && (*e)[k] == '=')
+                        present = true;
+                if (!present && child_push_env(&l, defaults[i].key, NULL) < 0)
+                        return NULL;
+                if (!present) {
+                        char **last = l + strv_length(l) - 1;
+                        free(*last);
+                        if (asprintf(last, "%s=%s", defaults[i].key, defaults[i].value) < 0) {
+                                *last = NULL;
+                                return NULL;
+                        }
+                }
+        }
+        return TAKE_PTR(l);
+}
+
+_Noreturn static void enter_fail(const char *step, int error, int status)
+{
+        dprintf(STDERR_FILENO, "machinemgr: %s: %s\n", step, strerror(abs(error)));
+        _exit(status);
+}
+
+/* The command itself, already in the container's namespaces, pid namespace included. */
+_Noreturn static void enter_exec(const char *user, char **argv, char **env, uint64_t capabilities)
+{
+        GuestUser u = {};
+        int r;
+
+        /* The daemon's fds stay outside. */
+        (void) syscall(SYS_close_range, 3U, ~0U, 0U);
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+
+        if (setsid() < 0)
+                enter_fail("setsid", errno, EXIT_FAILURE);
+        if (isatty(STDIN_FILENO) && ioctl(STDIN_FILENO, TIOCSCTTY, 0) < 0)
+                enter_fail("set controlling tty", errno, EXIT_FAILURE);
+
+        r = guest_user_lookup(user, &u);
+        if (r < 0)
+                enter_fail(user ?: "root", r == -ESRCH ? ENOENT : r, EXIT_FAILURE);
+
+        _cleanup_strv_free_ char **envp = enter_environment(env, &u);
+        if (!envp)
+                enter_fail("environment", ENOMEM, EXIT_FAILURE);
+
+        r = capability_bounding_set_limit(capabilities);
+        if (r < 0)
+                enter_fail("drop capabilities", r, EXIT_FAILURE);
+        r = seccomp_policy_apply(NULL, NULL);
+        if (r < 0)
+                enter_fail("load seccomp filter", r, EXIT_FAILURE);
+        r = guest_user_become(&u);
+        if (r < 0)
+                enter_fail("change user", r, EXIT_FAILURE);
+        if (chdir(u.home) < 0)
+                (void) chdir("/");
+
+        umask(0022);
+        environ = envp;
+        if (argv && argv[0])
+                execvp(argv[0], argv);
+        else {
+                const char *base = strrchr(u.shell, '/');
+                _cleanup_free_ char *login = NULL;
+                if (asprintf(&login, "-%s", base ? base + 1 : u.shell) < 0)
+                        enter_fail("environment", ENOMEM, EXIT_FAILURE);
+                execv(u.shell, (char *[]) { login, NULL });
+        }
+        enter_fail(argv && argv[0] ? argv[0] : u.shell, errno, errno == ENOENT ? 127 : 126);
+}
+
+/* 0/1/2 from the caller's fds, which may themselves be any of 0/1/2. */
+static int install_stdio(int stdin_fd, int stdout_fd, int stderr_fd)
+{
+        int fds[3] = { stdin_fd, stdout_fd, stderr_fd }, high[3];
+
+        for (int i = 0; i < 3; i++) {
+                high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+                if (high[i] < 0)
+                        return -errno;
+        }
+        for (int i = 0; i < 3; i++) {
+                if (dup2(high[i], i) < 0)
+                        return -errno;
+                close(high[i]);
+        }
+        return 0;
+}
+
+static int join_cgroups(const char *cgroup_procs_paths[])
+{
+        for (const char **p = cgroup_procs_paths; p && *p; p++) {
+                int r = write_string_file(*p, "0");
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Outside the pid namespace: joins everything, forks the command into the pid namespace, and exits with
+ * its status so the caller's waitid() on us tells the command's result. */
+_Noreturn static void enter_helper(int leader_pidfd, const char *cgroup_procs_paths[], int cgroup2_fd,
+                                   const char *user, char **argv, char **env, int stdin_fd, int stdout_fd,
+                                   int stderr_fd, uint64_t capabilities)
+{
+        int r, status;
+
+        reset_signals();
+        r = install_stdio(stdin_fd, stdout_fd, stderr_fd);
+        if (r < 0)
+                _exit(EXIT_FAILURE);
+
+        r = join_cgroups(cgroup_procs_paths);
+        if (r < 0)
+                enter_fail("join cgroup", r, EXIT_FAILURE);
+        if (setns(leader_pidfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID |
+                                        CLONE_NEWCGROUP) < 0)
+                enter_fail("join namespaces", errno, EXIT_FAILURE);
+
+        int pidfd = -1;
+        pid_t pid = clone3_pidfd(0, cgroup2_fd, &pidfd);
+        if (pid < 0)
+                enter_fail("clone3", errno, EXIT_FAILURE);
+        if (pid == 0)
+                enter_exec(user, argv, env, capabilities);
+
+        (void) syscall(SYS_close_range, 3U, ~0U, 0U);
+        /* Our stdio belongs to the command now; holding it would delay the caller's EOF. */
+        for (int i = 0; i < 3; i++)
+                close(i);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        _exit(EXIT_FAILURE);
+        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+int container_enter(int leader_pidfd, const char *cgroup_procs_paths[], int cgroup2_fd, const char *user,
+                    char **argv, char **env, int stdin_fd, int stdout_fd, int stderr_fd, uint64_t capabilities,
+                    pid_t *ret_pid, int *ret_pidfd)
+{
+        int pidfd = -1;
+        pid_t pid = clone3_pidfd(0, -1, &pidfd);
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                enter_helper(leader_pidfd, cgroup_procs_paths, cgroup2_fd, user, argv, env, stdin_fd, stdout_fd,
+                             stderr_fd, capabilities);
+
+        *ret_pid = pid;
+        *ret_pidfd = pidfd;
+        return 0;
+}

@@ -56,3 +56,16 @@ uint64_t container_default_capabilities(bool private_network);
 /* Path of the guest's init, checked inside the rootfs with RESOLVE_IN_ROOT: /usr/lib/systemd/systemd,
  * /lib/systemd/systemd, /sbin/init. -ENOENT if none (-> org.machinemgr1.Error.NoInit). */
 int container_find_init(const char *root, char **ret_path);
+
+/* Runs a command inside a running container (`machinemgr shell`): joins the cgroups (host paths of
+ * cgroup.procs files, NULL-terminated, may be NULL) and every namespace of leader_pidfd, then forks
+ * into the pid namespace (CLONE_INTO_CGROUP with cgroup2_fd when >= 0). The command runs as user
+ * (NULL or "root", a name or uid looked up in the guest's /etc/passwd) in a new session with the
+ * container's bounding set (capabilities) and default seccomp filter, stdin/stdout/stderr from the
+ * given fds (stdin becomes the controlling tty if it is one), env plus HOME/USER/LOGNAME/SHELL/PATH
+ * when missing; argv NULL or empty means the user's login shell. Returns at once: *ret_pid and *ret_pidfd
+ * are those of a helper process that exits with the command's exit status (128+signal if it was killed; 127 if
+ * it could not be executed, the reason written to stderr_fd). */
+int container_enter(int leader_pidfd, const char *cgroup_procs_paths[], int cgroup2_fd, const char *user,
+                    char **argv, char **env, int stdin_fd, int stdout_fd, int stderr_fd, uint64_t capabilities,
+                    pid_t *ret_pid, int *ret_pidfd);

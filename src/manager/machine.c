@@ -393,7 +393,7 @@ static int machine_pre_start(pid_t pid, void *userdata)
                 limits_from_settings(m->settings, &limits);
                 if (asprintf(&description, "Container %s", m->name) < 0)
                         return -ENOMEM;
-                int r = cgroup_systemd_create(m->manager->system_bus, m->name, description, pid, &limits,
+                int r = cgroup_systemd_create(m->manager->systemd_bus, m->name, description, pid, &limits,
                                               &m->cgroup, &failure);
                 if (r < 0) {
                         free(m->spawn_failure);
@@ -750,7 +750,7 @@ int machine_adopt(Manager *manager, const char *name)
         if (r < 0)
                 log_machine_warning_errno(m->name, r, "Re-create notify socket: %m");
         if (m->cgroup && cgroup_backend(m->cgroup) == CGROUP_BACKEND_SYSTEMD)
-                (void)cgroup_set_bus(m->cgroup, manager->system_bus);
+                (void)cgroup_set_bus(m->cgroup, manager->systemd_bus);
         int console_fd = manager_fdstore_take(manager, m->name);
         if (console_fd >= 0) {
                 r = console_new_from_fd(manager->event, m->name, console_fd, &m->console);

@@ -51,6 +51,7 @@ Manager *manager_free(Manager *m)
         safe_close(m->private_fd);
         safe_close(m->init_fd);
         sd_bus_flush_close_unref(m->system_bus);
+        sd_bus_flush_close_unref(m->systemd_bus);
         sd_event_unref(m->event);
         free(m->runtime_dir);
         free(m->machines_dir);
@@ -271,6 +272,11 @@ int manager_startup(Manager *m)
         const char *force = getenv("MACHINEMGR_CGROUP_BACKEND");
         m->cgroup_backend = sd_booted() > 0 && m->system_bus && !streq_ptr(force, "direct") ? CGROUP_BACKEND_SYSTEMD
                                                                                             : CGROUP_BACKEND_DIRECT;
+        if (m->cgroup_backend == CGROUP_BACKEND_SYSTEMD) {
+                r = sd_bus_open_system(&m->systemd_bus);
+                if (r < 0)
+                        return log_error_errno(r, "Open a connection to systemd: %m");
+        }
         log_info("Running in %s mode.", m->cgroup_backend == CGROUP_BACKEND_SYSTEMD ? "systemd" : "direct");
         manager_collect_stored_fds(m);
         manager_adopt_all(m);

@@ -16,6 +16,9 @@ typedef struct PrivateConnection PrivateConnection;
 typedef struct Manager {
         sd_event *event;
         sd_bus *system_bus; /* systemd mode, or any host with a system bus; NULL otherwise */
+        /* A second system bus connection for calls that wait for systemd jobs: waiting pumps the
+         * connection, which must not dispatch our own clients' method calls in the middle of a start. */
+        sd_bus *systemd_bus;
 
         int private_fd;              /* listening socket RUNTIME_DIR/private */
         sd_event_source *private_source;

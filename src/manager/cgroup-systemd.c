@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Systemd mode: the container's cgroup is the transient unit machine-NAME.scope in machine.slice, so systemd
+ * knows what runs there, shows it in systemctl/journalctl, and applies the limits as unit properties. With
+ * Delegate=yes the subtree below the scope is ours (and the guest's), which is why the generic code in
+ * cgroup.c can read usage, kill and check emptiness straight from the scope's directories. */
+
+#include <time.h>
+
+#include "cgroup-internal.h"
+#include "log.h"
+
+#define SYSTEMD_DEST "org.freedesktop.systemd1"
+#define SYSTEMD_PATH "/org/freedesktop/systemd1"
+#define SYSTEMD_MANAGER "org.freedesktop.systemd1.Manager"
+#define JOB_TIMEOUT_USEC (30 * UINT64_C(1000000))
+
+static void bus_message_unrefp(sd_bus_message **m)
+{
+        sd_bus_message_unref(*m);
+}
+
+static void bus_slot_unrefp(sd_bus_slot **s)
+{
+        sd_bus_slot_unref(*s);
+}
+
+static const char *bus_error_text(const sd_bus_error *error, int r)
+{
+        return sd_bus_error_is_set(error) && error->message ? error->message : strerror(r < 0 ? -r : r);
+}
+
+static int append_limits(sd_bus_message *m, const CGroupLimits *limits)
+{
+        int r = 0;
+        if (limits->memory_max != UINT64_MAX) {
+                r = sd_bus_message_append(m, "(sv)", "MemoryMax", "t", limits->memory_max);
+                /* Like direct mode: swap does not extend MemoryMax (ignored by systemd on v1 hosts). */
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "(sv)", "MemorySwapMax", "t", UINT64_C(0));
+        } else
+                r = sd_bus_message_append(m, "(sv)", "MemoryMax", "t", UINT64_MAX);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "(sv)", "CPUQuotaPerSecUSec", "t",
+                                          limits->cpu_quota_per_sec_usec);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "(sv)", "TasksMax", "t", limits->tasks_max);
+        return r;
+}
+
+typedef struct JobWait {
+        const char *job;
+        char *result;
+} JobWait;
+
+static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+        JobWait *w = userdata;
+        uint32_t id;
+        const char *path, *unit, *result;
+        if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0)
+                return 0;
+        if (w->job && streq(path, w->job) && !w->result)
+                w->result = strdup(result);
+        return 0;
+}
+
+static int wait_for_job(sd_bus *bus, JobWait *w)
+{
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + JOB_TIMEOUT_USEC;
+        while (!w->result) {
+                int r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                r = sd_bus_wait(bus, deadline - now);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int start_scope(sd_bus *bus, const char *unit, const char *description, pid_t pid,
+                       const CGroupLimits *limits, sd_bus_error *error, char **ret_result)
+{
+        /* Subscribe before the call: the job may finish before StartTransientUnit's reply is read. */
+        JobWait w = {};
+        _cleanup_(bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        int r = sd_bus_match_signal(bus, &slot, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "JobRemoved",
+                                    on_job_removed, &w);
+        if (r < 0)
+                return r;
+
+        _cleanup_(bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        r = sd_bus_message_new_method_call(bus, &m, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                           "StartTransientUnit");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", unit, "fail");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(sv)");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "(sv)(sv)(sv)(sv)", "Slice", "s", "machine.slice",
+                                          "Description", "s", strempty(description), "Delegate", "b", 1,
+                                          "PIDs", "au", 1, (uint32_t)pid);
+        if (r >= 0 && limits)
+                r = append_limits(m, limits);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a(sa(sv))", 0);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_call(bus, m, 0, error, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "o", &w.job);
+        if (r < 0)
+                return r;
+        r = wait_for_job(bus, &w);
+        if (r < 0)
+                return r;
+        *ret_result = w.result;
+        return 0;
+}
+
+static int get_control_group(sd_bus *bus, const char *unit, sd_bus_error *error, char **ret)
+{
+        _cleanup_(bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
+        int r = sd_bus_call_method(bus, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "GetUnit", error,
+                                   &reply, "s", unit);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return r;
+        return sd_bus_get_property_string(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Scope",
+                                          "ControlGroup", error, ret);
+}
+
+static void set_error(char **ret_error, const char *what, const char *unit, const char *why)
+{
+        if (ret_error && asprintf(ret_error, "%s %s: %s", what, unit, why) < 0)
+                *ret_error = NULL;
+}
+
+int cgroup_systemd_create(sd_bus *bus, const char *name, const char *description, pid_t pid,
+                          const CGroupLimits *limits, CGroup **ret, char **ret_error)
+{
+        _cleanup_(cgroup_freep) CGroup *cg = cgroup_new(CGROUP_BACKEND_SYSTEMD, name);
+        if (!cg || asprintf(&cg->unit, "machine-%s.scope", name) < 0)
+                return -ENOMEM;
+        cg->bus = sd_bus_ref(bus);
+
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *result = NULL, *control_group = NULL;
+        int r = start_scope(bus, cg->unit, description, pid, limits, &error, &result);
+        if (r < 0) {
+                set_error(ret_error, "start", cg->unit, bus_error_text(&error, r));
+                log_machine_error_errno(name, r, "start %s: %s", cg->unit, bus_error_text(&error, r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        if (!streq(result, "done")) {
+                set_error(ret_error, "start", cg->unit, result);
+                return log_machine_error_errno(name, EIO, "start %s: job result: %s", cg->unit, result);
+        }
+
+        r = get_control_group(bus, cg->unit, &error, &control_group);
+        if (r < 0) {
+                set_error(ret_error, "read ControlGroup of", cg->unit, bus_error_text(&error, r));
+                log_machine_error_errno(name, r, "read ControlGroup of %s: %s", cg->unit,
+                                        bus_error_text(&error, r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        r = cgroup_discover(cg, control_group);
+        if (r >= 0)
+                r = cgroup_open_unified(cg);
+        if (r < 0)
+                return log_machine_error_errno(name, r, "find the cgroup of %s (%s): %m", cg->unit,
+                                               control_group);
+
+        *ret = TAKE_PTR(cg);
+        return 0;
+}
+
+int cgroup_set_bus(CGroup *cg, sd_bus *bus)
+{
+        sd_bus_unref(cg->bus);
+        cg->bus = sd_bus_ref(bus);
+        return 0;
+}
+
+int cgroup_systemd_set_limits(CGroup *cg, const CGroupLimits *limits)
+{
+        if (!cg->bus)
+                return log_machine_error_errno(cg->name, ENOTCONN, "set limits on %s: no bus: %m", cg->unit);
+
+        _cleanup_(bus_message_unrefp) sd_bus_message *m = NULL;
+        int r = sd_bus_message_new_method_call(cg->bus, &m, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                               "SetUnitProperties");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sb", cg->unit, 1);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(sv)");
+        if (r >= 0)
+                r = append_limits(m, limits);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return log_machine_error_errno(cg->name, r, "build SetUnitProperties: %m");
+
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        r = sd_bus_call(cg->bus, m, 0, &error, NULL);
+        if (r < 0)
+                log_machine_error_errno(cg->name, r, "SetUnitProperties %s: %s", cg->unit,
+                                        bus_error_text(&error, r));
+        sd_bus_error_free(&error);
+        return r;
+}
+
+int cgroup_systemd_destroy(CGroup *cg)
+{
+        int r = cgroup_is_empty(cg);
+        if (r < 0)
+                return log_machine_error_errno(cg->name, r, "check %s for processes: %m", cg->unit);
+        if (r == 0)
+                return -EBUSY;
+
+        /* An empty scope is usually gone already (systemd collects it); stop it in case it is not. */
+        if (cg->bus) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                r = sd_bus_call_method(cg->bus, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit",
+                                       &error, NULL, "ss", cg->unit, "fail");
+                if (r < 0 && !sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit"))
+                        log_machine_warning_errno(cg->name, r, "StopUnit %s: %s", cg->unit,
+                                                  bus_error_text(&error, r));
+                sd_bus_error_free(&error);
+        }
+        /* Whatever systemd did not trim (the guest's sub-cgroups in hierarchies it does not manage). */
+        r = cgroup_remove_dirs(cg);
+        if (r < 0)
+                return log_machine_error_errno(cg->name, r, "remove the cgroup of %s: %m", cg->unit);
+        return 0;
+}
