@@ -16,10 +16,13 @@ typedef struct Console Console;
 
 /* Opens a new pty master (non-blocking, CLOEXEC); does not start reading yet. */
 int console_new(sd_event *e, const char *machine_name, Console **ret);
-/* Wraps an existing master (re-adoption after a daemon restart). */
+/* Wraps an existing master (re-adoption after a daemon restart): sets O_NONBLOCK and FD_CLOEXEC, leaves the
+ * guest's termios alone. On success the Console owns master_fd; on failure the caller still does. */
 int console_new_from_fd(sd_event *e, const char *machine_name, int master_fd, Console **ret);
 
 const char *console_slave_path(Console *c); /* "/dev/pts/N" on the host */
+/* Only for the fd store and for ioctls: anything else reading the master steals lines from the journal
+ * (attach with console_attach() instead). */
 int console_master_fd(Console *c);
 void console_set_leader(Console *c, pid_t leader); /* for OBJECT_PID= */
 
