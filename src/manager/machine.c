@@ -47,7 +47,6 @@ static int pid_starttime(pid_t pid, uint64_t *ret)
         char *p = strrchr(stat, ')');
         if (!p)
                 return -EIO;
-        p++;
         for (int field = 2; field < 22; field++) {
                 p = strchr(p + 1, ' ');
                 if (!p)

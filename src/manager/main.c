@@ -5,6 +5,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
+#include "fdstore.h"
 #include "log.h"
 #include "manager.h"
 #include "util.h"
@@ -108,6 +109,10 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 
 int main(int argc, char *argv[])
 {
+        /* The fd holder is this binary too (see fdstore.h): it gets its listening socket as fd 3. */
+        if (argc == 2 && streq(argv[1], "--fd-holder"))
+                return fdstore_holder_run(3);
+
         log_set_program("machinemgrd");
         int r = parse_argv(argc, argv);
         if (r <= 0)

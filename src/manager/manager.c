@@ -47,6 +47,7 @@ Manager *manager_free(Manager *m)
         strv_free(m->stored_names);
         while (m->connections)
                 bus_private_connection_free(m->connections);
+        fdstore_free(m->fdstore);
         sd_event_source_disable_unref(m->private_source);
         safe_close(m->private_fd);
         safe_close(m->init_fd);
@@ -136,14 +137,38 @@ static int fdstore_name(const char *machine, char **ret)
         return 0;
 }
 
+static bool have_service_fdstore(void)
+{
+        return getenv("NOTIFY_SOCKET") != NULL;
+}
+
+static int fdstore_send(Manager *m, const char *machine, const char *name, int fd)
+{
+        if (!m->fdstore)
+                return -ENOTCONN;
+        int r = fd >= 0 ? fdstore_put(m->fdstore, name, fd) : fdstore_remove(m->fdstore, name);
+        if (r >= 0)
+                return r;
+        /* The holder exits when it has nothing to hold; it may have just done so. Start another. */
+        m->fdstore = fdstore_free(m->fdstore);
+        r = fdstore_connect(m->runtime_dir, &m->fdstore);
+        if (r >= 0)
+                r = fd >= 0 ? fdstore_put(m->fdstore, name, fd) : fdstore_remove(m->fdstore, name);
+        return r;
+}
+
 int manager_fdstore_put(Manager *m, const char *machine, int fd)
 {
         _cleanup_free_ char *name = NULL, *msg = NULL;
-        if (!getenv("NOTIFY_SOCKET"))
-                return 0;
-        if (fdstore_name(machine, &name) < 0 || asprintf(&msg, "FDSTORE=1\nFDNAME=%s", name) < 0)
+        int r;
+        if (fdstore_name(machine, &name) < 0)
                 return -ENOMEM;
-        int r = sd_pid_notify_with_fds(0, false, msg, &fd, 1);
+        if (have_service_fdstore()) {
+                if (asprintf(&msg, "FDSTORE=1\nFDNAME=%s", name) < 0)
+                        return -ENOMEM;
+                r = sd_pid_notify_with_fds(0, false, msg, &fd, 1);
+        } else
+                r = fdstore_send(m, machine, name, fd);
         if (r < 0)
                 log_machine_warning_errno(machine, r, "Put console into the fd store: %m");
         return r;
@@ -152,11 +177,14 @@ int manager_fdstore_put(Manager *m, const char *machine, int fd)
 void manager_fdstore_remove(Manager *m, const char *machine)
 {
         _cleanup_free_ char *name = NULL, *msg = NULL;
-        if (!getenv("NOTIFY_SOCKET"))
+        if (fdstore_name(machine, &name) < 0)
                 return;
-        if (fdstore_name(machine, &name) < 0 || asprintf(&msg, "FDSTOREREMOVE=1\nFDNAME=%s", name) < 0)
+        if (!have_service_fdstore()) {
+                (void)fdstore_send(m, machine, name, -1);
                 return;
-        (void)sd_notify(false, msg);
+        }
+        if (asprintf(&msg, "FDSTOREREMOVE=1\nFDNAME=%s", name) >= 0)
+                (void)sd_notify(false, msg);
 }
 
 int manager_fdstore_take(Manager *m, const char *machine)
@@ -172,6 +200,17 @@ int manager_fdstore_take(Manager *m, const char *machine)
 
 static void manager_collect_stored_fds(Manager *m)
 {
+        if (!have_service_fdstore()) {
+                int r = fdstore_connect(m->runtime_dir, &m->fdstore);
+                if (r < 0) {
+                        log_warning_errno(r, "Start the fd holder: %m (consoles will not survive a restart)");
+                        return;
+                }
+                r = fdstore_get_all(m->fdstore, &m->stored_names, &m->stored_fds, &m->n_stored);
+                if (r < 0)
+                        log_warning_errno(r, "Fetch fds from the fd holder: %m");
+                return;
+        }
         char **names = NULL;
         int n = sd_listen_fds_with_names(true, &names);
         if (n <= 0) {
@@ -195,9 +234,12 @@ static void manager_release_unclaimed_fds(Manager *m)
         for (size_t i = 0; i < m->n_stored; i++) {
                 if (m->stored_fds[i] < 0)
                         continue;
-                _cleanup_free_ char *msg = NULL;
-                if (asprintf(&msg, "FDSTOREREMOVE=1\nFDNAME=%s", m->stored_names[i]) >= 0)
-                        (void)sd_notify(false, msg);
+                if (have_service_fdstore()) {
+                        _cleanup_free_ char *msg = NULL;
+                        if (asprintf(&msg, "FDSTOREREMOVE=1\nFDNAME=%s", m->stored_names[i]) >= 0)
+                                (void)sd_notify(false, msg);
+                } else if (m->fdstore)
+                        (void)fdstore_remove(m->fdstore, m->stored_names[i]);
                 m->stored_fds[i] = safe_close(m->stored_fds[i]);
         }
 }

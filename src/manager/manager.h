@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "cgroup.h"
+#include "fdstore.h"
 
 typedef struct Machine Machine;
 typedef struct ExitRecord ExitRecord;
@@ -35,7 +36,8 @@ typedef struct Manager {
         char *image_path;     /* /var/lib/machines */
         int init_fd;          /* O_PATH machinemgr-init, exec'd as PID 1 of Boot=no guests */
 
-        /* fds handed back by the service manager's fd store at start-up, until a machine claims them */
+        FdStore *fdstore; /* direct mode's fd holder, when no service manager keeps fds for us */
+        /* fds handed back by the fd store at start-up, until a machine claims them */
         char **stored_names;
         int *stored_fds;
         size_t n_stored;

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "fdstore.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "util.h"
+
+#define FDSTORE_MSG_MAX 512
+#define HOLDER_MAX_CLIENTS 16
+
+struct FdStore {
+        int fd;
+};
+
+static int send_with_fd(int sock, const char *text, int fd)
+{
+        struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        if (fd >= 0) {
+                mh.msg_control = &control;
+                mh.msg_controllen = sizeof control.buf;
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        }
+        return sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* One message; *ret_fd is the passed fd or -1. Returns the length, 0 on EOF. */
+static ssize_t recv_with_fd(int sock, char *buf, size_t size, int *ret_fd)
+{
+        struct iovec iov = {.iov_base = buf, .iov_len = size - 1};
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                            .msg_controllen = sizeof control.buf};
+        *ret_fd = -1;
+        ssize_t k = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        if (k < 0)
+                return -errno;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                        memcpy(ret_fd, CMSG_DATA(c), sizeof(int));
+        buf[k] = 0;
+        return k;
+}
+
+/* ---- the holder ---- */
+
+typedef struct Held {
+        char *name;
+        int fd;
+} Held;
+
+static Held *held;
+static size_t n_held;
+
+static void holder_remove(const char *name)
+{
+        for (size_t i = 0; i < n_held; i++)
+                if (streq(held[i].name, name)) {
+                        safe_close(held[i].fd);
+                        free(held[i].name);
+                        held[i] = held[--n_held];
+                        return;
+                }
+}
+
+static void holder_put(const char *name, int fd)
+{
+        holder_remove(name);
+        Held *n = realloc(held, (n_held + 1) * sizeof *held);
+        char *copy = strdup(name);
+        if (!n || !copy) {
+                free(copy);
+                if (n)
+                        held = n;
+                safe_close(fd);
+                return;
+        }
+        held = n;
+        held[n_held++] = (Held){copy, fd};
+}
+
+static void holder_serve(int client)
+{
+        char buf[FDSTORE_MSG_MAX];
+        int fd;
+        ssize_t k = recv_with_fd(client, buf, sizeof buf, &fd);
+        if (k <= 0)
+                return;
+        if (strncmp(buf, "PUT ", 4) == 0 && fd >= 0)
+                holder_put(buf + 4, TAKE_FD(fd));
+        else if (strncmp(buf, "REMOVE ", 7) == 0)
+                holder_remove(buf + 7);
+        else if (streq(buf, "GET")) {
+                for (size_t i = 0; i < n_held; i++) {
+                        char msg[FDSTORE_MSG_MAX];
+                        snprintf(msg, sizeof msg, "FD %s", held[i].name);
+                        (void)send_with_fd(client, msg, held[i].fd);
+                }
+                (void)send_with_fd(client, "END", -1);
+        }
+        safe_close(fd);
+}
+
+int fdstore_holder_run(int listen_fd)
+{
+        struct pollfd p[1 + HOLDER_MAX_CLIENTS];
+        size_t n_clients = 0;
+        bool had_client = false;
+
+        (void)prctl(PR_SET_NAME, "mm-fdstore");
+        for (;;) {
+                /* Nothing held and nobody to hand anything to: no reason to exist. */
+                if (had_client && n_clients == 0 && n_held == 0)
+                        return 0;
+                p[0] = (struct pollfd){.fd = listen_fd, .events = n_clients < HOLDER_MAX_CLIENTS ? POLLIN : 0};
+                if (poll(p, 1 + n_clients, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return 1;
+                }
+                for (size_t i = 1; i <= n_clients;) {
+                        if (p[i].revents & (POLLHUP | POLLERR)) {
+                                safe_close(p[i].fd);
+                                p[i] = p[n_clients--];
+                                continue;
+                        }
+                        if (p[i].revents & POLLIN)
+                                holder_serve(p[i].fd);
+                        i++;
+                }
+                if (p[0].revents & POLLIN) {
+                        int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                        if (c >= 0) {
+                                p[++n_clients] = (struct pollfd){.fd = c, .events = POLLIN};
+                                had_client = true;
+                        }
+                }
+        }
+}
+
+/* ---- the daemon's side ---- */
+
+static int socket_address(const char *runtime_dir, struct sockaddr_un *sa)
+{
+        *sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+        if ((size_t)snprintf(sa->sun_path, sizeof sa->sun_path, "%s/fdstore", runtime_dir) >= sizeof sa->sun_path)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* Binds the socket ourselves, so that connecting right after the spawn cannot race the holder. The holder
+ * is double-forked: it must not be our child (a daemon restart must not touch it) nor a zombie of ours. */
+static int holder_spawn(const struct sockaddr_un *sa)
+{
+        _cleanup_close_ int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (lfd < 0)
+                return -errno;
+        (void)unlink(sa->sun_path);
+        if (bind(lfd, (const struct sockaddr *)sa, sizeof *sa) < 0 || chmod(sa->sun_path, 0600) < 0 ||
+            listen(lfd, 8) < 0)
+                return -errno;
+
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                if (fork() != 0)
+                        _exit(0);
+                setsid();
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                if (dup2(lfd, 3) < 0)
+                        _exit(1);
+                int null = open("/dev/null", O_RDWR);
+                if (null >= 0) {
+                        dup2(null, 0);
+                        dup2(null, 1);
+                }
+                close_range(4, ~0U, 0);
+                execl("/proc/self/exe", "machinemgrd", "--fd-holder", NULL);
+                _exit(fdstore_holder_run(3));
+        }
+        (void)waitpid(pid, NULL, 0);
+        return 0;
+}
+
+int fdstore_connect(const char *runtime_dir, FdStore **ret)
+{
+        struct sockaddr_un sa;
+        int r = socket_address(runtime_dir, &sa);
+        if (r < 0)
+                return r;
+        for (int attempt = 0; attempt < 2; attempt++) {
+                _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        return -errno;
+                if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+                        FdStore *s = malloc(sizeof *s);
+                        if (!s)
+                                return -ENOMEM;
+                        s->fd = TAKE_FD(fd);
+                        *ret = s;
+                        return 0;
+                }
+                if (errno != ECONNREFUSED && errno != ENOENT)
+                        return -errno;
+                if (attempt == 0 && (r = holder_spawn(&sa)) < 0)
+                        return r;
+        }
+        return -ECONNREFUSED;
+}
+
+int fdstore_put(FdStore *s, const char *name, int fd)
+{
+        char msg[FDSTORE_MSG_MAX];
+        if ((size_t)snprintf(msg, sizeof msg, "PUT %s", name) >= sizeof msg)
+                return -ENAMETOOLONG;
+        return send_with_fd(s->fd, msg, fd);
+}
+
+int fdstore_remove(FdStore *s, const char *name)
+{
+        char msg[FDSTORE_MSG_MAX];
+        if ((size_t)snprintf(msg, sizeof msg, "REMOVE %s", name) >= sizeof msg)
+                return -ENAMETOOLONG;
+        return send_with_fd(s->fd, msg, -1);
+}
+
+int fdstore_get_all(FdStore *s, char ***ret_names, int **ret_fds, size_t *ret_n)
+{
+        _cleanup_strv_free_ char **names = NULL;
+        _cleanup_free_ int *fds = NULL;
+        size_t n = 0;
+        int r = send_with_fd(s->fd, "GET", -1);
+        if (r < 0)
+                return r;
+        for (;;) {
+                char buf[FDSTORE_MSG_MAX];
+                int fd;
+                ssize_t k = recv_with_fd(s->fd, buf, sizeof buf, &fd);
+                if (k <= 0) {
+                        r = k < 0 ? (int)k : -ECONNRESET;
+                        break;
+                }
+                if (streq(buf, "END")) {
+                        r = 0;
+                        break;
+                }
+                if (strncmp(buf, "FD ", 3) != 0 || fd < 0) {
+                        safe_close(fd);
+                        continue;
+                }
+                int *nf = realloc(fds, (n + 1) * sizeof(int));
+                if (!nf || strv_extend(&names, buf + 3) < 0) {
+                        if (nf)
+                                fds = nf;
+                        safe_close(fd);
+                        r = -ENOMEM;
+                        break;
+                }
+                fds = nf;
+                fds[n++] = fd;
+        }
+        if (r < 0) {
+                for (size_t i = 0; i < n; i++)
+                        safe_close(fds[i]);
+                return r;
+        }
+        *ret_names = TAKE_PTR(names);
+        *ret_fds = TAKE_PTR(fds);
+        *ret_n = n;
+        return 0;
+}
+
+FdStore *fdstore_free(FdStore *s)
+{
+        if (!s)
+                return NULL;
+        safe_close(s->fd);
+        free(s);
+        return NULL;
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Direct mode's fd store. Under a service manager the daemon keeps each console's pty master in the
+ * service's fd store; without one, a single holder process does the same job for every machine: it holds
+ * fds, nothing else (no supervision, no per-container process). It matters beyond logging: once the last
+ * master of a console closes, the guest's writes to /dev/console fail with EIO, and systemd retries each
+ * console open for a second — a re-adopted guest without its master shuts down at one line per second.
+ *
+ * The holder listens on RUNTIME_DIR/fdstore (SOCK_SEQPACKET) and understands three requests:
+ *   "PUT name" + one fd (SCM_RIGHTS)   keep it, replacing any fd of that name
+ *   "REMOVE name"                      close it
+ *   "GET"                              answered by "FD name" + fd for each, then "END"
+ * It exits once it holds no fd and no client is connected. */
+
+#include <stddef.h>
+
+typedef struct FdStore FdStore;
+
+/* Connects to the holder for runtime_dir, starting one (machinemgrd --fd-holder) if none runs. */
+int fdstore_connect(const char *runtime_dir, FdStore **ret);
+int fdstore_put(FdStore *s, const char *name, int fd);
+int fdstore_remove(FdStore *s, const char *name);
+/* Copies of every stored fd (the holder keeps its own). */
+int fdstore_get_all(FdStore *s, char ***ret_names, int **ret_fds, size_t *ret_n);
+FdStore *fdstore_free(FdStore *s);
+
+/* The holder's main loop: listen_fd is the bound, listening socket. Returns the exit status. */
+int fdstore_holder_run(int listen_fd);
