@@ -84,18 +84,27 @@ static inline void settings_freep(Settings **s)
 
 /* Parses one .machine file. Unknown keys/sections: a warning naming file, line and key, ignored.
  * A value that does not parse: returns -EINVAL and puts "FILE:LINE: [Section] Key=: reason" into
- * *ret_error (malloc'd) if ret_error is non-NULL. */
+ * *ret_error (malloc'd) if ret_error is non-NULL. A key given twice: the last one wins, except for the
+ * repeatable keys, which accumulate. An empty value ("MemoryMax=") resets the key to unset (for a
+ * repeatable key: empties the list). settings_load_file() also fails with -errno if the file cannot be
+ * read (the reason in *ret_error as well). */
 int settings_load_file(const char *path, Settings **ret, char **ret_error);
 int settings_parse_string(const char *path_for_messages, const char *text, Settings **ret, char **ret_error);
 
 /* Finds NAME.machine in /etc/machinemgr, /run/machinemgr, IMAGE_DIR (first found wins; directories
- * overridable for tests by passing search_dirs, NULL for the defaults). Returns 0 and *ret=NULL-path if
- * none exists. */
+ * overridable for tests by passing search_dirs, NULL for the defaults: search_dirs replaces the /etc and
+ * /run entries, a non-NULL image_dir is still searched last). Returns 0 and *ret=NULL-path if
+ * none exists, 1 with the malloc'd path if found, -EINVAL for an invalid NAME. */
 int settings_find_file(const char *name, const char *image_dir, char *const *search_dirs, char **ret_path);
 
 /* Fills every field that is unset in dst from src (src wins where dst is unset): used as
  * settings_merge(options, file_settings) so that start options override the file. */
 int settings_merge(Settings *dst, const Settings *src);
+
+/* Fills what is still unset with the SPEC §3 defaults (Boot=yes, Command=/bin/sh, Hostname=NAME,
+ * KillSignal=SIGRTMIN+4, MemoryMax/CPUQuota=infinity, TasksMax=16384, Mode=none, ResolvConf=copy-host,
+ * ReadOnly/Ephemeral=no, PrivateUsers=no). Call it last, after every settings_merge(). */
+int settings_apply_defaults(Settings *s, const char *machine_name);
 
 /* Value parsers shared by the settings file, D-Bus options and the CLI. All return -EINVAL/-ERANGE. */
 int parse_boolean(const char *v);                       /* 1/0 or -EINVAL */
@@ -108,6 +117,14 @@ int parse_bind(const char *v, bool read_only, BindMount *ret); /* "SRC[:DST]" (D
 int parse_network_mode(const char *v);                  /* NetworkMode or -EINVAL */
 int parse_resolv_conf(const char *v);                   /* ResolvConfMode or -EINVAL */
 int parse_capability(const char *v);                    /* "CAP_SYS_ADMIN"/"sys_admin" -> number, libcap names */
+
+typedef enum PrivateUsersMode {
+        PRIVATE_USERS_NO = 0,
+        PRIVATE_USERS_PICK,
+        PRIVATE_USERS_FIXED, /* *ret_uid / *ret_range filled (RANGE defaults to 65536) */
+} PrivateUsersMode;
+/* "no", "pick", "UID[:RANGE]" (UID >= 1, UID+RANGE <= 2^32-1) -> PrivateUsersMode, or -EINVAL/-ERANGE */
+int parse_private_users(const char *v, uint32_t *ret_uid, uint32_t *ret_range);
 void bind_mount_done(BindMount *b);
 
 /* Reverse of the parsers, for show/status and the state file. */
