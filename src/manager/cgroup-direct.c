@@ -8,6 +8,7 @@
 
 #include "cgroup-internal.h"
 #include "log.h"
+#include "names.h"
 
 static void mnt_free_tablep(struct libmnt_table **t)
 {
@@ -87,7 +88,7 @@ int cgroup_discover(CGroup *cg, const char *fixed_path)
                 return log_error_errno(ENOMEM, "parse /proc/self/mountinfo: %m");
 
         _cleanup_free_ char *leaf = NULL;
-        if (asprintf(&leaf, "machine-%s.scope", cg->name) < 0)
+        if (machine_scope_unit_name(cg->name, &leaf) < 0)
                 return -ENOMEM;
 
         for (char *save = NULL, *line = strtok_r(self, "\n", &save); line;

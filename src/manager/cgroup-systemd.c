@@ -8,6 +8,7 @@
 
 #include "cgroup-internal.h"
 #include "log.h"
+#include "names.h"
 
 #define SYSTEMD_DEST "org.freedesktop.systemd1"
 #define SYSTEMD_PATH "/org/freedesktop/systemd1"
@@ -152,7 +153,7 @@ int cgroup_systemd_create(sd_bus *bus, const char *name, const char *description
                           const CGroupLimits *limits, CGroup **ret, char **ret_error)
 {
         _cleanup_(cgroup_freep) CGroup *cg = cgroup_new(CGROUP_BACKEND_SYSTEMD, name);
-        if (!cg || asprintf(&cg->unit, "machine-%s.scope", name) < 0)
+        if (!cg || machine_scope_unit_name(name, &cg->unit) < 0)
                 return -ENOMEM;
         cg->bus = sd_bus_ref(bus);
 

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 
 #include "container.h"
+#include "image.h"
 #include "log.h"
+#include "names.h"
 #include "util.h"
 
 /* How long teardown waits for the kernel to empty the cgroups after init died (pid namespace teardown is
@@ -63,8 +65,9 @@ int machine_new(Manager *manager, const char *name, Machine **ret)
         m->manager = manager;
         m->leader_pidfd = -1;
         m->sync_fd = -1;
+        m->image_lock_fd = -1;
         m->name = strdup(name);
-        if (!m->name || asprintf(&m->unit, "machine-%s.scope", name) < 0 ||
+        if (!m->name || machine_scope_unit_name(name, &m->unit) < 0 ||
             asprintf(&m->host_dir, "%s/%s", manager->host_dir, name) < 0 ||
             asprintf(&m->state_file, "%s/%s", manager->machines_dir, name) < 0 ||
             asprintf(&m->root, "%s/%s", manager->image_path, name) < 0) {
@@ -102,6 +105,7 @@ Machine *machine_free(Machine *m)
         machine_unlink(m);
         machine_release_process(m);
         m->cleanup_timer = sd_event_source_disable_unref(m->cleanup_timer);
+        safe_close(m->image_lock_fd); /* the lock file stays for a re-adopting daemon to take again */
         sd_bus_message_unref(m->start_message);
         console_free(m->console);
         notify_free(m->notify);
@@ -317,6 +321,8 @@ static int machine_on_adopted_exit(sd_event_source *s, int fd, uint32_t revents,
 
 static void machine_remove_files(Machine *m)
 {
+        if (m->image_lock_fd >= 0)
+                m->image_lock_fd = image_unlock(m->manager->image_path, m->name, m->image_lock_fd);
         (void)unlink(m->state_file);
         int r = rm_rf_dir(m->host_dir);
         if (r < 0)
@@ -526,6 +532,15 @@ int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
         int r = machine_check_image(m, error);
         if (r < 0)
                 return r;
+
+        r = image_lock(m->manager->image_path, m->name, &m->image_lock_fd);
+        if (r == -EBUSY)
+                return sd_bus_error_setf(error, "org.machinemgr1.Error.ImageBusy",
+                                         "%s: the image is in use (locked by another machine or image operation)",
+                                         m->name);
+        if (r < 0)
+                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: lock image: %s", m->name,
+                                         strerror(-r));
 
         sd_id128_randomize(&m->id);
         manager_forget_exit(m->manager, m->name);
@@ -748,6 +763,9 @@ int machine_adopt(Manager *manager, const char *name)
         r = notify_new(manager->event, m->host_dir, machine_on_notify, m, &m->notify);
         if (r < 0)
                 log_machine_warning_errno(m->name, r, "Re-create notify socket: %m");
+        r = image_lock(manager->image_path, m->name, &m->image_lock_fd);
+        if (r < 0)
+                log_machine_warning_errno(m->name, r, "Re-take the image lock: %m");
         if (m->cgroup && cgroup_backend(m->cgroup) == CGROUP_BACKEND_SYSTEMD)
                 (void)cgroup_set_bus(m->cgroup, manager->systemd_bus);
         int console_fd = manager_fdstore_take(manager, m->name);

@@ -56,6 +56,7 @@ struct Machine {
         sd_event_source *cleanup_timer; /* retries cgroup removal while the kernel tears processes down */
         unsigned cleanup_tries;
 
+        int image_lock_fd; /* flock on IMAGE_PATH/.#NAME.lck: one machine per image, no image ops meanwhile */
         CGroup *cgroup;
         Console *console;
         Notify *notify;

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include "container.h"
+#include "image-dbus.h"
 #include "log.h"
 #include "machine.h"
 #include "manager.h"
@@ -383,6 +384,12 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD("GetMachineConsole", "s", "h", method_get_machine_console, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("ShellMachine", "ssasashhh", "i", method_shell_machine, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("GetMachineExit", "s", "sits", method_get_machine_exit, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("ListImages", "", "a(ssbttto)", method_list_images, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("GetImage", "s", "o", method_get_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("CloneImage", "ssb", "", method_clone_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("RenameImage", "ss", "", method_rename_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("RemoveImage", "s", "", method_remove_image, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("MarkImageReadOnly", "sb", "", method_mark_image_read_only, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL("MachineNew", "so", 0),
         SD_BUS_SIGNAL("MachineRemoved", "so", 0),
         SD_BUS_VTABLE_END,
@@ -396,6 +403,9 @@ int manager_bus_add_objects(Manager *m, sd_bus *bus)
         if (r < 0)
                 return r;
         r = sd_bus_add_object_manager(bus, NULL, "/org/machinemgr1");
+        if (r < 0)
+                return r;
+        r = image_bus_add_objects(m, bus);
         if (r < 0)
                 return r;
         return machine_bus_add_objects(m, bus);

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The image model against a real filesystem (root only): clone fidelity, usage, rename, remove, read-only,
+ * locks, names. Works in a temp dir under /var/tmp (the image filesystem of this host, with inode flags). */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+#include "image.h"
+#include "util.h"
+
+static unsigned passed, failed;
+static char dir[] = "/var/tmp/test-image.XXXXXX";
+
+#define CHECK(cond, ...)                                                                                    \
+        do {                                                                                                \
+                if (cond) {                                                                                 \
+                        passed++;                                                                           \
+                } else {                                                                                    \
+                        failed++;                                                                           \
+                        printf("FAIL %s:%d: ", __FILE__, __LINE__);                                         \
+                        printf(__VA_ARGS__);                                                                \
+                        printf("\n");                                                                       \
+                }                                                                                           \
+        } while (0)
+
+static char *pj(const char *a, const char *b)
+{
+        char *p;
+        if (asprintf(&p, "%s/%s", a, b) < 0)
+                abort();
+        return p;
+}
+
+static void write_file(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "we");
+        if (!f)
+                abort();
+        fputs(text, f);
+        fclose(f);
+}
+
+/* An access ACL with a named user (uid 1000: r), as the kernel stores it in system.posix_acl_access. */
+static int set_acl(const char *path)
+{
+        struct __attribute__((packed)) {
+                uint32_t version;
+                struct __attribute__((packed)) {
+                        uint16_t tag, perm;
+                        uint32_t id;
+                } e[5];
+        } acl = {2,
+                 {{0x01, 6, UINT32_MAX},
+                  {0x02, 4, 1000},
+                  {0x04, 4, UINT32_MAX},
+                  {0x10, 4, UINT32_MAX},
+                  {0x20, 0, UINT32_MAX}}};
+        return setxattr(path, "system.posix_acl_access", &acl, sizeof acl, 0);
+}
+
+static void make_source(const char *images)
+{
+        char *src = pj(images, "src");
+        struct timespec ts[2] = {{1000000000, 0}, {1100000000, 123456789}};
+        int r = 0;
+        r |= mkdir(src, 0755);
+        r |= chdir(src);
+        write_file("a", "hello hardlinked world\n");
+        r |= chown("a", 1234, 5678);
+        r |= chmod("a", 0640);
+        r |= setxattr("a", "user.test", "value", 5, 0);
+        r |= set_acl("a");
+        r |= link("a", "b");
+        r |= mkdir("sub", 0751);
+        r |= chown("sub", 42, 43);
+        r |= link("a", "sub/c");
+        r |= symlink("/etc/passwd", "abs-link");
+        r |= symlink("a", "rel-link");
+        r |= lchown("abs-link", 7, 8);
+        r |= mknod("null", S_IFCHR | 0666, makedev(1, 3));
+        r |= mkfifo("fifo", 0600);
+        r |= mknod("sock", S_IFSOCK | 0755, 0);
+        r |= utimensat(AT_FDCWD, "a", ts, 0);
+        r |= utimensat(AT_FDCWD, "abs-link", ts, AT_SYMLINK_NOFOLLOW);
+        r |= utimensat(AT_FDCWD, "sub", ts, 0);
+        /* 4 MiB of which only the last byte is data: a copy that fills holes would show in usage. */
+        int fd = open("sparse", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        r |= fd < 0 || pwrite(fd, "x", 1, 4 << 20) != 1;
+        safe_close(fd);
+        r |= chdir("/");
+        char *settings = pj(images, "src.machine");
+        write_file(settings, "[Exec]\nBoot=no\n");
+        free(settings);
+        free(src);
+        if (r)
+                perror("make_source"), abort();
+}
+
+static int compare_xattrs(const char *a, const char *b)
+{
+        char la[4096], lb[4096];
+        ssize_t na = llistxattr(a, la, sizeof la), nb = llistxattr(b, lb, sizeof lb);
+        if (na != nb || (na > 0 && memcmp(la, lb, (size_t)na) != 0))
+                return -1;
+        for (char *k = la; na > 0 && k < la + na; k += strlen(k) + 1) {
+                char va[4096], vb[4096];
+                ssize_t x = lgetxattr(a, k, va, sizeof va), y = lgetxattr(b, k, vb, sizeof vb);
+                if (x != y || x < 0 || memcmp(va, vb, (size_t)x) != 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static void compare_entry(const char *a, const char *b, const char *name)
+{
+        char *pa = pj(a, name), *pb = pj(b, name);
+        struct stat sa, sb;
+        CHECK(lstat(pa, &sa) == 0 && lstat(pb, &sb) == 0, "%s: missing in the copy", name);
+        CHECK(sa.st_mode == sb.st_mode, "%s: mode %o != %o", name, sa.st_mode, sb.st_mode);
+        CHECK(sa.st_uid == sb.st_uid && sa.st_gid == sb.st_gid, "%s: owner differs", name);
+        CHECK(sa.st_size == sb.st_size && sa.st_rdev == sb.st_rdev, "%s: size or device differs", name);
+        CHECK(sa.st_nlink == sb.st_nlink || S_ISDIR(sa.st_mode), "%s: nlink %lu != %lu", name,
+              (unsigned long)sa.st_nlink, (unsigned long)sb.st_nlink);
+        CHECK(sa.st_mtim.tv_sec == sb.st_mtim.tv_sec && sa.st_mtim.tv_nsec == sb.st_mtim.tv_nsec,
+              "%s: mtime", name);
+        CHECK(compare_xattrs(pa, pb) == 0, "%s: xattrs differ", name);
+        if (S_ISLNK(sa.st_mode)) {
+                char ta[256] = "", tb[256] = "";
+                CHECK(readlink(pa, ta, 255) > 0 && readlink(pb, tb, 255) > 0 && streq(ta, tb), "%s: target",
+                      name);
+        }
+        free(pa);
+        free(pb);
+}
+
+static void test_clone(const char *images)
+{
+        ImageError e = {};
+        int r = image_clone(images, "src", "dst", false, &e);
+        CHECK(r == 0, "clone: %d %s", r, e.text);
+        char *a = pj(images, "src"), *b = pj(images, "dst");
+        const char *names[] = {".",        "a",    "b",    "sub",  "sub/c", "abs-link",
+                               "rel-link", "null", "fifo", "sock", "sparse"};
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                compare_entry(a, b, names[i]);
+        struct stat s1, s2, s3;
+        char *p1 = pj(b, "a"), *p2 = pj(b, "b"), *p3 = pj(b, "sub/c");
+        CHECK(stat(p1, &s1) == 0 && stat(p2, &s2) == 0 && stat(p3, &s3) == 0 && s1.st_ino == s2.st_ino &&
+                  s1.st_ino == s3.st_ino,
+              "hardlinks are one inode in the copy");
+        CHECK(s1.st_nlink == 3, "hardlink count %lu", (unsigned long)s1.st_nlink);
+        char *m = pj(images, "dst.machine");
+        CHECK(access(m, F_OK) == 0, "clone copies the .machine file");
+        free(m);
+        free(p1);
+        free(p2);
+        free(p3);
+        free(a);
+        free(b);
+
+        memset(&e, 0, sizeof e);
+        CHECK(image_clone(images, "src", "dst", false, &e) == -EEXIST, "clone onto an existing image: %s",
+              e.text);
+        CHECK(image_clone(images, "nope", "x", false, NULL) == -ENOENT, "clone of a missing image");
+        CHECK(image_clone(images, "src", "../evil", false, NULL) == -EINVAL, "clone to an invalid name");
+        CHECK(image_clone(images, "src", ".hidden", false, NULL) == -EINVAL, "clone to a hidden name");
+}
+
+static void test_usage(const char *images)
+{
+        Image *i = NULL, *j = NULL;
+        CHECK(image_load(images, "src", true, &i) == 0, "load src");
+        CHECK(image_load(images, "dst", true, &j) == 0, "load dst");
+        if (!i || !j)
+                return;
+        /* One 4 KiB-ish data block each for a (three names), sparse, dirs: far below 4 MiB, counted once. */
+        CHECK(i->usage > 0 && i->usage < 1024 * 1024, "usage of src %" PRIu64, i->usage);
+        CHECK(j->usage <= i->usage + 8192, "usage of the copy %" PRIu64 " vs %" PRIu64 " (holes kept)",
+              j->usage, i->usage);
+        CHECK(i->mtime > 0 && i->crtime > 0, "timestamps known (crtime %" PRIu64 ")", i->crtime);
+        CHECK(!i->read_only, "src is writable");
+        /* A second name of a file must not change the usage. */
+        uint64_t before = i->usage;
+        char *a = pj(i->path, "a"), *d = pj(i->path, "d");
+        CHECK(link(a, d) == 0, "link");
+        image_free(i);
+        i = NULL;
+        CHECK(image_load(images, "src", true, &i) == 0 && i->usage == before, "hardlink counted once");
+        unlink(d);
+        free(a);
+        free(d);
+        image_free(i);
+        image_free(j);
+}
+
+static void test_read_only(const char *images)
+{
+        Image *i = NULL;
+        CHECK(image_clone(images, "src", "ro", true, NULL) == 0, "read-only clone");
+        CHECK(image_load(images, "ro", false, &i) == 0 && i->read_only, "read-only flag shown");
+        char *p = pj(i ? i->path : images, "newfile");
+        CHECK(open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) < 0 && errno == EPERM,
+              "writing into it fails: %m");
+        free(p);
+        image_free(i);
+        i = NULL;
+        CHECK(image_set_read_only(images, "ro", false) == 0, "mark writable");
+        CHECK(image_load(images, "ro", false, &i) == 0 && !i->read_only, "writable shown");
+        image_free(i);
+        i = NULL;
+        CHECK(image_set_read_only(images, "ro", true) == 0, "mark read-only again");
+        CHECK(image_rename(images, "ro", "ro2", NULL) == 0, "rename a read-only image");
+        CHECK(image_load(images, "ro2", false, &i) == 0 && i->read_only, "still read-only after rename");
+        image_free(i);
+        CHECK(image_remove(images, "ro2", NULL) == 0, "remove a read-only image");
+        CHECK(image_set_read_only(images, "missing", true) == -ENOENT, "read-only of a missing image");
+}
+
+static void test_rename_remove(const char *images)
+{
+        char *old_m = pj(images, "dst.machine"), *new_m = pj(images, "moved.machine"),
+             *old_d = pj(images, "dst");
+        ImageError e = {};
+        CHECK(image_rename(images, "dst", "src", &e) == -EEXIST, "rename onto an existing image");
+        CHECK(image_rename(images, "dst", "a/b", NULL) == -EINVAL, "rename to an invalid name");
+        CHECK(image_rename(images, "nope", "x", NULL) == -ENOENT, "rename of a missing image");
+        CHECK(image_rename(images, "dst", "moved", NULL) == 0, "rename");
+        CHECK(access(old_d, F_OK) < 0 && access(old_m, F_OK) < 0 && access(new_m, F_OK) == 0,
+              "the .machine file moved along");
+        CHECK(image_remove(images, "moved", NULL) == 0, "remove");
+        CHECK(access(new_m, F_OK) < 0, "the .machine file is removed");
+        CHECK(image_remove(images, "moved", NULL) == -ENOENT, "remove of a missing image");
+        free(old_m);
+        free(new_m);
+        free(old_d);
+}
+
+static void test_list_and_lock(const char *images)
+{
+        Image **l = NULL;
+        size_t n = 0;
+        int fd = -1, fd2 = -1;
+        CHECK(image_lock(images, "src", &fd) == 0, "lock");
+        CHECK(image_lock(images, "src", &fd2) == -EBUSY, "second lock is refused");
+        CHECK(image_list(images, false, &l, &n) == 0 && n == 1 && streq(l[0]->name, "src"),
+              "list shows src only (not the lock file, not .machine files): %zu", n);
+        image_list_free(l, n);
+        fd = image_unlock(images, "src", fd);
+        CHECK(image_lock(images, "src", &fd2) == 0, "lock again after unlock");
+        fd2 = image_unlock(images, "src", fd2);
+        char *lck = pj(images, ".#src.lck");
+        CHECK(access(lck, F_OK) < 0, "lock file removed on unlock");
+        free(lck);
+        CHECK(image_lock(images, "-bad", &fd) == -EINVAL, "lock of an invalid name");
+        CHECK(image_list("/nonexistent-image-path", false, &l, &n) == 0 && n == 0,
+              "missing image path is empty");
+}
+
+static void cleanup(void)
+{
+        char *ro = pj(dir, "ro");
+        (void)image_set_read_only(dir, "ro", false);
+        free(ro);
+        (void)rm_rf_dir(dir);
+}
+
+int main(void)
+{
+        if (geteuid() != 0) {
+                printf("SKIP: needs root\n");
+                return 77;
+        }
+        if (!mkdtemp(dir))
+                return perror("mkdtemp"), 1;
+        atexit(cleanup);
+        make_source(dir);
+        test_clone(dir);
+        test_usage(dir);
+        test_read_only(dir);
+        test_rename_remove(dir);
+        test_list_and_lock(dir);
+        printf("%u passed, %u failed\n", passed, failed);
+        return failed ? 1 : 0;
+}
