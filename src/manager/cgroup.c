@@ -659,3 +659,19 @@ int cgroup_deserialize_done(CGroup *cg)
                 return -ENOENT;
         return cgroup_open_unified(cg);
 }
+
+int cgroup_procs_paths(CGroup *cg, char ***ret)
+{
+        _cleanup_strv_free_ char **l = NULL;
+        for (size_t i = 0; i < cg->n_hierarchies; i++) {
+                char *p;
+                if (asprintf(&p, "%s/cgroup.procs", cg->hierarchies[i].dir) < 0)
+                        return -ENOMEM;
+                if (strv_push(&l, p) < 0) {
+                        free(p);
+                        return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}

@@ -59,6 +59,10 @@ int cgroup_clone_fd(CGroup *cg);
  * CLONE_INTO_CGROUP clone; all of them in systemd mode, where the scope is created with this pid). */
 int cgroup_attach(CGroup *cg, pid_t pid);
 
+/* The host paths of the container's cgroup.procs files in every hierarchy, for a process that must join them
+ * itself before it forks (shell sessions). A strv. */
+int cgroup_procs_paths(CGroup *cg, char ***ret);
+
 int cgroup_set_limits(CGroup *cg, const CGroupLimits *limits);
 int cgroup_get_limits(CGroup *cg, CGroupLimits *ret);
 int cgroup_get_usage(CGroup *cg, CGroupUsage *ret);

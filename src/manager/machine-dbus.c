@@ -10,6 +10,7 @@
 #include "log.h"
 #include "machine.h"
 #include "manager.h"
+#include "network.h"
 #include "util.h"
 
 int bus_kill_machine(Machine *machine, sd_bus_message *message, const char *whom, int signo, sd_bus_error *error);
@@ -86,8 +87,13 @@ static int property_get_network_interfaces(sd_bus *bus, const char *path, const 
                                            const char *property, sd_bus_message *reply, void *userdata,
                                            sd_bus_error *error)
 {
-        /* Mode=none: the guest has only its own loopback, nothing on the host side to list. */
-        return sd_bus_message_append_array(reply, 'i', NULL, 0);
+        return network_machine_append_ifindexes(userdata, reply);
+}
+
+static int property_get_addresses(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+        return network_machine_append_addresses(userdata, reply);
 }
 
 static int property_get_u64(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -259,6 +265,7 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_PROPERTY("Timestamp", "t", property_get_u64, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StatusText", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("NetworkInterfaces", "ai", property_get_network_interfaces, 0, 0),
+        SD_BUS_PROPERTY("Addresses", "a(iay)", property_get_addresses, 0, 0),
         SD_BUS_PROPERTY("MemoryMax", "t", property_get_u64, 0, 0),
         SD_BUS_PROPERTY("MemoryCurrent", "t", property_get_u64, 0, 0),
         SD_BUS_PROPERTY("CPUUsageNSec", "t", property_get_u64, 0, 0),
@@ -344,7 +351,13 @@ int bus_shell_machine(Machine *machine, sd_bus_message *message, sd_bus_error *e
         if (!s)
                 return -ENOMEM;
         pid_t pid;
-        char *procs[] = {NULL};
+        _cleanup_strv_free_ char **procs = NULL;
+        if (machine->cgroup && (r = cgroup_procs_paths(machine->cgroup, &procs)) < 0) {
+                free(s);
+                return r;
+        }
+        /* The helper joins every hierarchy itself, before it forks the command: attaching it from here
+         * afterwards would leave the command outside the machine's limits. */
         r = container_enter(machine->leader_pidfd, (const char **)procs,
                             machine->cgroup ? cgroup_clone_fd(machine->cgroup) : -1, *user ? user : NULL, argv,
                             env, fds[0], fds[1], fds[2],
@@ -354,8 +367,6 @@ int bus_shell_machine(Machine *machine, sd_bus_message *message, sd_bus_error *e
                 free(s);
                 return sd_bus_error_set_errnof(error, r, "%s: enter the machine: %m", machine->name);
         }
-        if (machine->cgroup)
-                (void)cgroup_attach(machine->cgroup, pid);
         r = sd_event_add_child_pidfd(machine->manager->event, &s->source, s->pidfd, WEXITED, on_shell_exit, s);
         if (r < 0) {
                 (void)syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
