@@ -163,6 +163,8 @@ static int format_variant(sd_bus_message *m, const char *name, char **ret_text, 
         type = contents[0];
         if (streq(contents, "ay"))
                 r = format_bytes_hex(m, text, json);
+        else if (streq(contents, "a(iay)"))
+                r = format_addresses(m, text, json);
         else if (type == 'a' && strlen(contents) == 2 && !strchr("{(av", contents[1])) {
                 bool first = true;
 
@@ -412,6 +414,8 @@ static void print_status_running(const char *name, const PropertyList *l)
         if ((v = property_get(l, "RootDirectory")) && *v)
                 printf("        Root: %s\n", v);
         print_interfaces(property_get(l, "NetworkInterfaces"));
+        if ((v = property_get(l, "Addresses")) && *v)
+                printf("     Address: %s\n", v);
         if ((v = property_get(l, "StatusText")) && *v)
                 printf("      Status: \"%s\"\n", v);
         print_resources(l);
@@ -514,12 +518,13 @@ int verb_status(sd_bus *bus, char **args)
 /* ---- list ---- */
 
 /* Rows are kept flat, four strings each: name, state, leader ("" if none), unit. */
-#define LIST_FIELDS 4
+#define LIST_FIELDS 5
 
-static int list_append(char ***rows, const char *name, const char *state, const char *leader, const char *unit)
+static int list_append(char ***rows, const char *name, const char *state, const char *leader, const char *unit,
+                       const char *addresses)
 {
         if (strv_extend(rows, name) < 0 || strv_extend(rows, state) < 0 || strv_extend(rows, leader) < 0 ||
-            strv_extend(rows, unit) < 0)
+            strv_extend(rows, unit) < 0 || strv_extend(rows, addresses) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -547,10 +552,13 @@ static int list_machines(sd_bus *bus, char ***rows)
         r = sd_bus_message_enter_container(reply, 'a', "(sssuo)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(sssuo)", &name, &state, &unit, &leader, &path)) > 0) {
                 char pid[16] = "";
+                _cleanup_free_ char *addresses = NULL;
 
                 if (leader > 0)
                         snprintf(pid, sizeof pid, "%" PRIu32, leader);
-                r = list_append(rows, name, state, pid, unit);
+                /* Best effort: a daemon without the property, or a machine just gone, shows none. */
+                (void)machine_get_addresses(bus, path, &addresses);
+                r = list_append(rows, name, state, pid, unit, strempty(addresses));
         }
         if (r < 0)
                 return cli_bus_parse_error(r);
@@ -577,7 +585,7 @@ static int list_images(sd_bus *bus, char ***rows)
         while (r >= 0 &&
                (r = sd_bus_message_read(reply, "(ssbttto)", &name, &type, &ro, &crtime, &mtime, &usage, &path)) > 0)
                 if (!list_has(*rows, name))
-                        r = list_append(rows, name, "stopped", "", "");
+                        r = list_append(rows, name, "stopped", "", "", "");
         if (r < 0)
                 return cli_bus_parse_error(r);
         return 0;
@@ -596,8 +604,17 @@ static void list_print_json(char **rows)
                         json_print_string(stdout, rows[i + 3]);
                 else
                         fputs("null", stdout);
-                /* Addresses live in the guest's netns; the API does not expose them yet. */
-                fputs(",\"addresses\":[]}", stdout);
+                fputs(",\"addresses\":[", stdout);
+                _cleanup_free_ char *copy = strdup(rows[i + 4]);
+                char *save = NULL;
+                bool first = true;
+                for (char *w = copy ? strtok_r(copy, " ", &save) : NULL; w; w = strtok_r(NULL, " ", &save)) {
+                        if (!first)
+                                fputc(',', stdout);
+                        json_print_string(stdout, w);
+                        first = false;
+                }
+                fputs("]}", stdout);
         }
         fputs("]\n", stdout);
 }
@@ -611,7 +628,7 @@ static int list_print_table(char **rows)
                 return -ENOMEM;
         for (size_t i = 0; rows && rows[i]; i += LIST_FIELDS)
                 if (table_add_row(t, rows[i], rows[i + 1], rows[i + 2][0] ? rows[i + 2] : NULL,
-                                  rows[i + 3][0] ? rows[i + 3] : NULL, NULL) < 0)
+                                  rows[i + 3][0] ? rows[i + 3] : NULL, rows[i + 4][0] ? rows[i + 4] : NULL) < 0)
                         return -ENOMEM;
 
         n = table_rows(t);

@@ -111,6 +111,10 @@ int table_add_row(Table *t, ...); /* n_columns strings; NULL prints "-" */
 size_t table_rows(const Table *t);
 void table_print(const Table *t, FILE *f);
 void json_print_string(FILE *f, const char *s);
+
+/* machinemgr-net.c: the Addresses property, a(iay), as "10.0.0.2 fd00::2" / ["10.0.0.2","fd00::2"]. */
+int format_addresses(sd_bus_message *m, FILE *text, FILE *json);
+int machine_get_addresses(sd_bus *bus, const char *path, char **ret); /* space-separated */
 char *format_timestamp(char *buf, size_t len, uint64_t usec);
 char *format_timespan(char *buf, size_t len, uint64_t usec);
 char *format_bytes(char *buf, size_t len, uint64_t bytes);

@@ -19,6 +19,7 @@
 #include "mount-setup.h"
 #include "netns.h"
 #include "seccomp-policy.h"
+#include "userns.h"
 #include "util.h"
 
 #define GUEST_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -116,13 +117,45 @@ static int child_console(void)
         return 0;
 }
 
-static void child_wait_for_go(int sync_fd)
+/* Returns the fd that came with "go" (the idmapped rootfs of a user-namespaced container), or -1. */
+static int child_wait_for_go(int sync_fd)
 {
         char go;
+        struct iovec iov = { .iov_base = &go, .iov_len = 1 };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control) };
+        int fd = -1;
 
         /* EOF: the parent gave up (pre_start failed, or it died) — nothing to report to. */
-        if (recv(sync_fd, &go, 1, 0) != 1)
+        if (recvmsg(sync_fd, &mh, MSG_CMSG_CLOEXEC) != 1)
                 _exit(EXIT_FAILURE);
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
+        if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+                memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+        return fd;
+}
+
+static int send_go(int sync_fd, int payload_fd)
+{
+        struct iovec iov = { .iov_base = (char *) "g", .iov_len = 1 };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (payload_fd >= 0) {
+                mh.msg_control = &control;
+                mh.msg_controllen = sizeof(control);
+                struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
+                *cmsg = (struct cmsghdr) { .cmsg_level = SOL_SOCKET, .cmsg_type = SCM_RIGHTS,
+                                           .cmsg_len = CMSG_LEN(sizeof(int)) };
+                memcpy(CMSG_DATA(cmsg), &payload_fd, sizeof(int));
+        }
+        return sendmsg(sync_fd, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
 }
 
 _Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
@@ -136,7 +169,12 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
                 child_fail(sync_fd, "close_range", errno);
         umask(0);
 
-        child_wait_for_go(sync_fd);
+        /* With a user namespace, our maps are written once "go" arrives; only then may we act. */
+        ContainerConfig cc = *c;
+        cc.root_tree_fd = child_wait_for_go(sync_fd);
+        if (c->uid_range > 0 && cc.root_tree_fd < 0)
+                child_fail(sync_fd, "receive the idmapped rootfs", EBADF);
+        c = &cc;
 
         /* Only now are we in our cgroups: the new cgroup namespace is rooted at them. */
         if (unshare(CLONE_NEWCGROUP) < 0)
@@ -157,6 +195,14 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
                 if (r < 0)
                         child_fail(sync_fd, "bring up lo", r);
         }
+        if (c->host0) {
+                r = netns_setup_host0(c->addresses, &step);
+                if (r < 0)
+                        child_fail(sync_fd, step, r);
+        }
+        r = netns_setup_resolv_conf(root_fd, c->resolv_conf);
+        if (r < 0)
+                child_fail(sync_fd, "set up /etc/resolv.conf", r);
 
         r = mount_pivot_root(root_fd);
         if (r < 0)
@@ -191,6 +237,29 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
 
 /* ---- parent side ---- */
 
+/* The parent's half of PrivateUsers=: maps, then what the child cannot do itself inside its user
+ * namespace — idmap the rootfs (needs CAP_SYS_ADMIN over the host's file system) and hand the guest's
+ * root the console pty (owned by the daemon's root, which is unmapped, i.e. nobody, in the guest). */
+static int spawn_userns(const ContainerConfig *c, pid_t pid, int *ret_tree_fd, const char **ret_step)
+{
+        int r = userns_write_maps(pid, c->uid_shift, c->uid_range);
+        if (r < 0) {
+                *ret_step = "write uid/gid maps";
+                return r;
+        }
+        if (c->console_path && chown(c->console_path, c->uid_shift, c->uid_shift + 5 /* tty */) < 0) {
+                *ret_step = "chown the console pty";
+                return -errno;
+        }
+        r = userns_idmapped_tree(pid, c->root);
+        if (r < 0) {
+                *ret_step = "idmap the rootfs";
+                return r;
+        }
+        *ret_tree_fd = r;
+        return 0;
+}
+
 int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_error)
 {
         _cleanup_close_ int parent_fd = -1, child_fd = -1;
@@ -208,8 +277,14 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
         parent_fd = pair[0];
         child_fd = pair[1];
 
+        /* Compile the seccomp filter here, once per profile, not in every child: the child inherits the
+         * BPF and only loads it. On failure the child compiles it itself and reports the error. */
+        (void) seccomp_policy_prepare(c->syscall_filter, NULL);
+
+        /* CLONE_NEWUSER together with the others: the kernel creates the user namespace first, so the
+         * mount, pid, net, ... namespaces are owned by it and the guest may mount proc, sysfs, tmpfs. */
         uint64_t flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
-                         (c->private_network ? CLONE_NEWNET : 0);
+                         (c->private_network ? CLONE_NEWNET : 0) | (c->uid_range > 0 ? CLONE_NEWUSER : 0);
         pid_t pid = clone3_pidfd(flags, c->cgroup2_fd, &pidfd);
         if (pid < 0) {
                 r = -errno;
@@ -223,6 +298,19 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
         }
         child_fd = safe_close(child_fd);
 
+        _cleanup_close_ int tree_fd = -1;
+        if (c->uid_range > 0) {
+                const char *step = NULL;
+                r = spawn_userns(c, pid, &tree_fd, &step);
+                if (r < 0) {
+                        kill_and_reap(pidfd);
+                        safe_close(pidfd);
+                        if (ret_error)
+                                (void) asprintf(ret_error, "%s: %s", step, strerror(-r));
+                        return r;
+                }
+        }
+
         if (c->pre_start) {
                 r = c->pre_start(pid, c->userdata);
                 if (r < 0) {
@@ -234,8 +322,8 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
                 }
         }
 
-        if (send(parent_fd, "g", 1, MSG_NOSIGNAL) != 1) {
-                r = -errno;
+        r = send_go(parent_fd, tree_fd);
+        if (r < 0) {
                 kill_and_reap(pidfd);
                 safe_close(pidfd);
                 if (ret_error)
@@ -481,6 +569,22 @@ static int join_cgroups(const char *cgroup_procs_paths[])
         return 0;
 }
 
+#ifndef PIDFD_GET_USER_NAMESPACE
+#define PIDFD_GET_USER_NAMESPACE _IO(0xFF, 9) /* Linux 6.11; Debian 12's headers predate it */
+#endif
+
+static int leader_has_own_userns(int leader_pidfd)
+{
+        struct stat ours, theirs;
+
+        _cleanup_close_ int fd = ioctl(leader_pidfd, PIDFD_GET_USER_NAMESPACE, 0);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &theirs) < 0 || stat("/proc/self/ns/user", &ours) < 0)
+                return -errno;
+        return ours.st_dev != theirs.st_dev || ours.st_ino != theirs.st_ino;
+}
+
 /* Outside the pid namespace: joins everything, forks the command into the pid namespace, and exits with
  * its status so the caller's waitid() on us tells the command's result. */
 _Noreturn static void enter_helper(int leader_pidfd, const char *cgroup_procs_paths[], int cgroup2_fd,
@@ -497,8 +601,14 @@ _Noreturn static void enter_helper(int leader_pidfd, const char *cgroup_procs_pa
         r = join_cgroups(cgroup_procs_paths);
         if (r < 0)
                 enter_fail("join cgroup", r, EXIT_FAILURE);
+        /* The user namespace too when the container has its own (setns() refuses to "join" the one we
+         * are in). Joined in the same call: the kernel switches it first, so the others are joined
+         * with the capabilities we get in it; the command then runs as root of it (uid_shift). */
+        r = leader_has_own_userns(leader_pidfd);
+        if (r < 0)
+                enter_fail("inspect user namespace", r, EXIT_FAILURE);
         if (setns(leader_pidfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID |
-                                        CLONE_NEWCGROUP) < 0)
+                                        CLONE_NEWCGROUP | (r > 0 ? CLONE_NEWUSER : 0)) < 0)
                 enter_fail("join namespaces", errno, EXIT_FAILURE);
 
         int pidfd = -1;
@@ -523,6 +633,7 @@ int container_enter(int leader_pidfd, const char *cgroup_procs_paths[], int cgro
                     pid_t *ret_pid, int *ret_pidfd)
 {
         int pidfd = -1;
+        (void) seccomp_policy_prepare(NULL, NULL); /* see container_spawn() */
         pid_t pid = clone3_pidfd(0, -1, &pidfd);
 
         if (pid < 0)

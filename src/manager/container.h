@@ -12,6 +12,8 @@
 #include <sys/types.h>
 #include <systemd/sd-id128.h>
 
+#include "settings.h"
+
 typedef struct ContainerConfig {
         const char *name;
         const char *root;      /* host path of the rootfs directory */
@@ -23,10 +25,22 @@ typedef struct ContainerConfig {
         const char *console_path; /* host path of the console pty slave, bind-mounted to /dev/console */
         const char *run_host_dir; /* host directory bind-mounted at /run/host (holds the notify socket) */
         bool private_network;  /* new netns (Mode=none/veth/bridge); false for Mode=host */
+        bool host0;            /* Mode=veth/bridge: pre_start moves "host0" in; the child brings it up */
+        char **addresses;      /* "ADDR/PREFIX" for host0 */
+        int resolv_conf;       /* NETNS_RESOLV_CONF_*: 0 leaves the guest's /etc/resolv.conf alone */
         bool read_only;        /* rootfs mounted read-only */
+        bool ephemeral;        /* rootfs: overlayfs over the image, upper layer on a tmpfs (binds.h) */
+        const BindMount *binds; /* Bind=/BindReadOnly=, mounted after /run (binds.h) */
+        size_t n_binds;
         uint64_t capabilities; /* bounding set to keep, bit mask of CAP_* */
         char **syscall_filter; /* extra "name"/"~name" entries on top of the default deny list */
         int cgroup2_fd;        /* for CLONE_INTO_CGROUP, or -1 */
+
+        /* PrivateUsers= (userns.h): uid_range > 0 = a new user namespace mapping 0 -> uid_shift for
+         * uid_range ids, the rootfs an idmapped mount of it. 0 = the host's user namespace. */
+        uint32_t uid_shift, uid_range;
+        /* Set in the child only (uid_range > 0): the detached idmapped rootfs made by the parent. */
+        int root_tree_fd;
 
         /* Called in the parent between clone and letting the child go on: attach cgroups, create veths,
          * write uid maps. A negative return kills the child and fails the spawn. */

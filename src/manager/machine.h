@@ -38,6 +38,7 @@ struct Machine {
         char *host_dir;    /* RUNTIME_DIR/host/NAME */
         char *state_file;  /* RUNTIME_DIR/machines/NAME */
         uint64_t timestamp; /* µs since the epoch, when the current run started */
+        uint64_t spawn_begin_usec; /* CLOCK_MONOTONIC when the spawn began: set-up time (clone -> exec) in the log */
         char *status_text;
 
         Settings *settings; /* merged: start options over the .machine file, defaults applied */
@@ -58,9 +59,11 @@ struct Machine {
 
         int image_lock_fd; /* flock on IMAGE_PATH/.#NAME.lck: one machine per image, no image ops meanwhile */
         CGroup *cgroup;
+        struct MachineNetwork *network; /* network.c: host end of the veth, port forwarders */
         Console *console;
         Notify *notify;
 
+        uint32_t uid_shift, uid_range; /* PrivateUsers= range, 0 = none (machine-userns.c) */
         bool stopping_for_reboot;
         Machine *next;
 };

@@ -3,12 +3,15 @@
  * work is machine.c's. */
 #include <signal.h>
 
+#include "binds.h"
 #include "container.h"
+#include "copy.h"
 #include "image-dbus.h"
 #include "log.h"
 #include "machine.h"
 #include "manager.h"
 #include "names.h"
+#include "network.h"
 #include "util.h"
 
 #define ERROR_NO_SUCH_MACHINE "org.machinemgr1.Error.NoSuchMachine"
@@ -148,6 +151,8 @@ static int read_start_option(sd_bus_message *message, const char *key, Settings 
                                                  "Environment entry '%s' is not VAR=value.", *e);
                 return sd_bus_message_exit_container(message);
         }
+        if (streq(key, "Bind"))
+                return bus_read_binds(message, s, error);
         if (streq(key, "Hostname")) {
                 if ((r = sd_bus_message_read(message, "v", "s", &str)) < 0)
                         return r;
@@ -156,19 +161,19 @@ static int read_start_option(sd_bus_message *message, const char *key, Settings 
                 free(s->hostname);
                 return (s->hostname = strdup(str)) ? 0 : -ENOMEM;
         }
-        if (streq(key, "Network")) {
+        if (streq(key, "PrivateUsers")) {
                 if ((r = sd_bus_message_read(message, "v", "s", &str)) < 0)
                         return r;
-                int mode = parse_network_mode(str);
-                if (mode < 0)
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Invalid network mode '%s'.", str);
-                /* Only the private netns with loopback exists so far: refuse what would silently differ. */
-                if (mode != NETWORK_NONE && mode != NETWORK_HOST)
+                if (parse_private_users(str, NULL, NULL) < 0)
                         return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
-                                                 "Network mode '%s' is not supported yet.", str);
-                s->network_mode = mode;
-                return 0;
+                                                 "Invalid PrivateUsers '%s' (no, pick or UID[:RANGE]).", str);
+                free(s->private_users);
+                return (s->private_users = strdup(str)) ? 0 : -ENOMEM;
         }
+        /* Network, Bridge, Address, Port, ResolvConf */
+        r = network_read_start_option(message, key, s, error);
+        if (r != 0)
+                return r < 0 ? r : 0;
         return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Unknown or unsupported start option '%s'.", key);
 }
 
@@ -218,9 +223,10 @@ static int resolve_settings(Manager *m, const char *name, Settings *options, sd_
         r = settings_apply_defaults(options, name);
         if (r < 0)
                 return r;
-        if (options->network_mode != NETWORK_NONE && options->network_mode != NETWORK_HOST)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: Network mode '%s' is not supported yet.",
-                                         name, network_mode_to_string(options->network_mode));
+        _cleanup_free_ char *net_msg = NULL;
+        r = network_check_settings(options, &net_msg);
+        if (r < 0)
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: %s", name, net_msg ?: strerror(-r));
         return 0;
 }
 
@@ -244,6 +250,8 @@ static int method_start_machine(sd_bus_message *message, void *userdata, sd_bus_
         if (manager_get_machine(m, name))
                 return sd_bus_error_setf(error, ERROR_MACHINE_EXISTS, "Machine '%s' is already running.", name);
         if ((r = resolve_settings(m, name, s, error)) < 0)
+                return r;
+        if ((r = binds_check_sources(name, s->binds, s->n_binds, error)) < 0)
                 return r;
 
         Machine *machine;
@@ -390,6 +398,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD("RenameImage", "ss", "", method_rename_image, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("RemoveImage", "s", "", method_remove_image, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("MarkImageReadOnly", "sb", "", method_mark_image_read_only, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("CopyToMachine", "sss", "", method_copy_to_machine, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("CopyFromMachine", "sss", "", method_copy_from_machine, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL("MachineNew", "so", 0),
         SD_BUS_SIGNAL("MachineRemoved", "so", 0),
         SD_BUS_VTABLE_END,
