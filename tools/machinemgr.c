@@ -6,6 +6,7 @@
 #include <stdarg.h>
 
 #include "config.h"
+#include "machinemgr-copy.h"
 #include "machinemgr-image.h"
 #include "machinemgr.h"
 #include "names.h"
@@ -215,6 +216,8 @@ static void help(void)
                "  shell NAME [CMD...]        Run a command (default: a login shell) in a machine\n"
                "  console NAME               Attach to a machine's console\n"
                "  logs NAME                  Show a machine's console log\n"
+               "  copy-to NAME HOST [GUEST]  Copy a file or directory into a running machine\n"
+               "  copy-from NAME GUEST [HOST] Copy a file or directory out of a running machine\n"
                "  enable NAME...             Start machines at boot\n"
                "  disable NAME...            Do not start machines at boot\n\n"
                "Image verbs:\n"
@@ -636,6 +639,8 @@ static const Verb verbs[] = {
         { "create", 2, 2, true, NULL, verb_create },
         { "import-tar", 3, 3, false, NULL, verb_import_tar },
         { "export-tar", 3, 3, false, NULL, verb_export_tar },
+        { "copy-to", 3, 4, false, copy_check, verb_copy_to },
+        { "copy-from", 3, 4, false, copy_check, verb_copy_from },
         { "disable", 2, 0, true, NULL, verb_disable },
 };
 

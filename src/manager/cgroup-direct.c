@@ -198,6 +198,20 @@ static void enable_unified_controllers(CGroupHierarchy *h)
         }
 }
 
+/* The v1 devices controller (hybrid hosts): like systemd-nspawn's DeviceAllow=, the guest may open only
+ * the nodes of its /dev and ptys, and mknod anything (opening it is what counts). Its root can lift this
+ * by mounting the devices hierarchy (CAP_SYS_ADMIN); PrivateUsers= is the real boundary. */
+static int restrict_devices(CGroupHierarchy *h)
+{
+        static const char *const allow[] = { "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+                                              "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
+                                              "c 10:200 rwm", "c 10:229 rwm", "c *:* m", "b *:* m" };
+        int r = cgroup_write(h, "devices.deny", "a");
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(allow); i++)
+                r = cgroup_write(h, "devices.allow", allow[i]);
+        return r;
+}
+
 static int make_dirs(CGroup *cg)
 {
         for (size_t i = 0; i < cg->n_hierarchies; i++) {
@@ -210,6 +224,11 @@ static int make_dirs(CGroup *cg)
                         int r = copy_cpuset_from_parent(h);
                         if (r < 0)
                                 return r;
+                }
+                if (h->controllers && cgroup_controller_list_contains(h->controllers, "devices")) {
+                        int r = restrict_devices(h);
+                        if (r < 0)
+                                return log_machine_error_errno(cg->name, r, "restrict devices in %s: %m", h->dir);
                 }
         }
         return 0;

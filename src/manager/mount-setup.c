@@ -11,6 +11,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "binds.h"
+#include "userns.h"
 #include "util.h"
 
 /* Step names carry paths, so they are formatted here; the child is single-threaded. */
@@ -236,15 +238,18 @@ static int setup_sys(int root_fd, const char **ret_step)
         return 0;
 }
 
-static int populate_dev(int dev_fd)
+static const struct {
+        const char *name;
+        unsigned major, minor;
+} dev_nodes[] = {
+        { "null", 1, 3 },   { "zero", 1, 5 }, { "full", 1, 7 },
+        { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
+};
+
+/* In a user namespace mknod() of devices is refused (and a tmpfs mounted there is nodev anyway): the
+ * nodes are empty files with the host's nodes bound on top (bind_dev_nodes), as systemd-nspawn -U does. */
+static int populate_dev(int dev_fd, bool userns)
 {
-        static const struct {
-                const char *name;
-                unsigned major, minor;
-        } nodes[] = {
-                { "null", 1, 3 },   { "zero", 1, 5 }, { "full", 1, 7 },
-                { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
-        };
         static const struct {
                 const char *name, *target;
         } links[] = {
@@ -254,8 +259,9 @@ static int populate_dev(int dev_fd)
         };
 
         /* The child runs with umask 0, so the modes here are the final ones. */
-        for (size_t i = 0; i < ELEMENTSOF(nodes); i++)
-                if (mknodat(dev_fd, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)) < 0)
+        for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++)
+                if (mknodat(dev_fd, dev_nodes[i].name, userns ? S_IFREG | 0666 : S_IFCHR | 0666,
+                            userns ? 0 : makedev(dev_nodes[i].major, dev_nodes[i].minor)) < 0)
                         return -errno;
         for (size_t i = 0; i < ELEMENTSOF(links); i++)
                 if (symlinkat(links[i].target, dev_fd, links[i].name) < 0)
@@ -276,7 +282,23 @@ static int mount_in(int dir_fd, const char *name, const char *fstype, const char
         return fs_mount(target, fstype, options, attrs);
 }
 
-static int setup_dev(int root_fd, const char *console_path, const char **ret_step)
+static int bind_dev_nodes(int dev_fd)
+{
+        for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
+                _cleanup_free_ char *src = NULL;
+                _cleanup_close_ int target = openat(dev_fd, dev_nodes[i].name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (target < 0)
+                        return -errno;
+                if (asprintf(&src, "/dev/%s", dev_nodes[i].name) < 0)
+                        return -ENOMEM;
+                int r = bind_mount(AT_FDCWD, src, target, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int setup_dev(int root_fd, const char *console_path, bool userns, const char **ret_step)
 {
         static const char *const dev_opts[] = { "mode=755", "size=4m", "nr_inodes=64k", NULL };
         static const char *const pts_opts[] = { "newinstance", "ptmxmode=0666", "mode=620", "gid=5", NULL };
@@ -290,12 +312,17 @@ static int setup_dev(int root_fd, const char *console_path, const char **ret_ste
         if (dev_fd < 0)
                 return fail(ret_step, dev_fd, "mount %s", "/dev");
         /* Filled while still detached: nothing in the guest can race with us here. */
-        r = populate_dev(dev_fd);
+        r = populate_dev(dev_fd, userns);
         if (r < 0)
                 return fail(ret_step, r, "populate %s", "/dev");
         r = attach(dev_fd, target);
         if (r < 0)
                 return fail(ret_step, r, "mount %s", "/dev");
+        if (userns) {
+                r = bind_dev_nodes(dev_fd);
+                if (r < 0)
+                        return fail(ret_step, r, "bind the host's device nodes into %s", "/dev");
+        }
 
         r = mount_in(dev_fd, "pts", "devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
         if (r < 0)
@@ -315,7 +342,8 @@ static int setup_dev(int root_fd, const char *console_path, const char **ret_ste
         return 0;
 }
 
-static int setup_run(int root_fd, const char *run_host_dir, const char **ret_step)
+/* run_host_fd: O_PATH of run_host_dir, opened before we became root of a user namespace (see there). */
+static int setup_run(int root_fd, const char *run_host_dir, int run_host_fd, const char **ret_step)
 {
         static const char *const run_opts[] = { "mode=755", "size=20%", "nr_inodes=800k", NULL };
         int r;
@@ -337,7 +365,7 @@ static int setup_run(int root_fd, const char *run_host_dir, const char **ret_ste
                 _cleanup_close_ int host = openat(run_fd, "host", O_PATH | O_NOFOLLOW | O_CLOEXEC);
                 if (host < 0)
                         return fail(ret_step, -errno, "open %s", "/run/host");
-                r = bind_mount(AT_FDCWD, run_host_dir, host, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                r = bind_mount(run_host_fd, "", host, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
                                                                      MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
                 if (r < 0)
                         return fail(ret_step, r, "bind %s", "/run/host");
@@ -361,13 +389,43 @@ static int bind_rootfs(const char *root, const char **ret_step)
         return TAKE_FD(tree_fd);
 }
 
+/* PrivateUsers=: the parent made the idmapped tree (userns_idmapped_tree()); attach it over the rootfs. */
+static int attach_idmapped_root(const ContainerConfig *c, const char **ret_step)
+{
+        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+                return fail(ret_step, -errno, "%s", "make / a slave mount");
+        _cleanup_close_ int tree_fd = fcntl(c->root_tree_fd, F_DUPFD_CLOEXEC, 3);
+        if (tree_fd < 0)
+                return fail(ret_step, -errno, "%s", "take the idmapped rootfs");
+        if (move_mount(tree_fd, "", AT_FDCWD, c->root, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                return fail(ret_step, -errno, "attach the idmapped rootfs at %s", c->root);
+        return TAKE_FD(tree_fd);
+}
+
 int mount_setup_guest(const ContainerConfig *c, int *ret_root_fd, const char **ret_step)
 {
         int r;
 
-        _cleanup_close_ int root_fd = bind_rootfs(c->root, ret_step);
+        _cleanup_close_ int root_fd = c->uid_range > 0 ? attach_idmapped_root(c, ret_step)
+                                      : c->ephemeral  ? ephemeral_mount_root(c->root, ret_step)
+                                                      : bind_rootfs(c->root, ret_step);
         if (root_fd < 0)
                 return root_fd;
+        /* Host paths are looked up while we are still the daemon's uid: as root of a user namespace we
+         * could not search a 0700 runtime or image directory (its owner is not mapped there). */
+        _cleanup_close_ int run_host_fd = -1;
+        if (c->run_host_dir) {
+                run_host_fd = open(c->run_host_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (run_host_fd < 0)
+                        return fail(ret_step, -errno, "open %s", c->run_host_dir);
+        }
+        /* From here on, files are created in our own tmpfs and the idmapped root, which needs an fsuid
+         * that is mapped in the user namespace. */
+        if (c->uid_range > 0) {
+                r = userns_become_root();
+                if (r < 0)
+                        return fail(ret_step, r, "%s", "become root in the user namespace");
+        }
 
         r = setup_proc(root_fd, c->private_network, ret_step);
         if (r < 0)
@@ -375,10 +433,14 @@ int mount_setup_guest(const ContainerConfig *c, int *ret_root_fd, const char **r
         r = setup_sys(root_fd, ret_step);
         if (r < 0)
                 return r;
-        r = setup_dev(root_fd, c->console_path, ret_step);
+        r = setup_dev(root_fd, c->console_path, c->uid_range > 0, ret_step);
         if (r < 0)
                 return r;
-        r = setup_run(root_fd, c->run_host_dir, ret_step);
+        r = setup_run(root_fd, c->run_host_dir, run_host_fd, ret_step);
+        if (r < 0)
+                return r;
+        /* After /dev and /run, so that binds below them land on top of their tmpfs. */
+        r = binds_mount(root_fd, c->binds, c->n_binds, ret_step);
         if (r < 0)
                 return r;
 

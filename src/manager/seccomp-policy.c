@@ -2,8 +2,17 @@
 #include "seccomp-policy.h"
 
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "util.h"
 
 static const char *const default_deny[] = {
         /* replacing or extending the host kernel */
@@ -122,11 +131,117 @@ int seccomp_policy_build(char **extra, scmp_filter_ctx *ret, const char **ret_ba
         return 0;
 }
 
+/* Compiled filters, one per distinct SystemCallFilter= list, kept for the daemon's lifetime.
+ * libseccomp's compilation costs milliseconds (it dominated the start of a container when it ran in
+ * every child); loading finished BPF is one system call. The children are fork()s of the daemon
+ * (clone3 without CLONE_VM), so a filter compiled here before the clone is already in their memory.
+ * The daemon is single-threaded: no locking. A handful of distinct profiles is expected. */
+typedef struct CompiledFilter {
+        char *key;                   /* the extra entries joined by '\n' ("" for the default policy) */
+        struct sock_filter *insns;
+        unsigned short len;
+        struct CompiledFilter *next;
+} CompiledFilter;
+
+static CompiledFilter *compiled_filters;
+
+static char *filter_key(char **extra)
+{
+        size_t n = 1;
+        for (char **e = extra; e && *e; e++)
+                n += strlen(*e) + 1;
+        char *key = malloc(n), *p = key;
+        if (!key)
+                return NULL;
+        for (char **e = extra; e && *e; e++)
+                p = stpcpy(stpcpy(p, *e), "\n");
+        *p = 0;
+        return key;
+}
+
+static CompiledFilter *filter_find(const char *key)
+{
+        for (CompiledFilter *f = compiled_filters; f; f = f->next)
+                if (streq(f->key, key))
+                        return f;
+        return NULL;
+}
+
+/* libseccomp 2.5 can only export BPF to an fd (seccomp_export_bpf_mem is 2.6): go through a memfd. */
+static int filter_export(scmp_filter_ctx ctx, struct sock_filter **ret_insns, unsigned short *ret_len)
+{
+        _cleanup_close_ int fd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
+        struct stat st;
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        r = seccomp_export_bpf(ctx, fd);
+        if (r < 0)
+                return r;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) != 0 ||
+            st.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS)
+                return -EINVAL;
+        _cleanup_free_ struct sock_filter *insns = malloc((size_t) st.st_size);
+        if (!insns)
+                return -ENOMEM;
+        ssize_t n = pread(fd, insns, (size_t) st.st_size, 0);
+        if (n != st.st_size)
+                return n < 0 ? -errno : -EIO;
+        *ret_len = (unsigned short) (st.st_size / sizeof(struct sock_filter));
+        *ret_insns = TAKE_PTR(insns);
+        return 0;
+}
+
+int seccomp_policy_prepare(char **extra, const char **ret_bad_name)
+{
+        __attribute__((cleanup(seccomp_releasep))) scmp_filter_ctx ctx = NULL;
+        _cleanup_free_ char *key = filter_key(extra);
+        struct sock_filter *insns = NULL;
+        unsigned short len = 0;
+        int r;
+
+        if (!key)
+                return -ENOMEM;
+        if (filter_find(key))
+                return 0;
+
+        r = seccomp_policy_build(extra, &ctx, ret_bad_name);
+        if (r < 0)
+                return r;
+        r = filter_export(ctx, &insns, &len);
+        if (r < 0)
+                return r;
+
+        CompiledFilter *f = malloc(sizeof(*f));
+        if (!f) {
+                free(insns);
+                return -ENOMEM;
+        }
+        *f = (CompiledFilter) { .key = TAKE_PTR(key), .insns = insns, .len = len, .next = compiled_filters };
+        compiled_filters = f;
+        return 0;
+}
+
 int seccomp_policy_apply(char **extra, const char **ret_bad_name)
 {
         __attribute__((cleanup(seccomp_releasep))) scmp_filter_ctx ctx = NULL;
+        _cleanup_free_ char *key = filter_key(extra);
         int r;
 
+        CompiledFilter *f = key ? filter_find(key) : NULL;
+        if (f) {
+                struct sock_fprog prog = { .len = f->len, .filter = f->insns };
+
+                /* What seccomp_load() does with NNP off: we still hold CAP_SYS_ADMIN here. */
+                if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+                        return -errno;
+                return 0;
+        }
+
+        /* Not prepared by the parent: compile here (slower, same result). */
         r = seccomp_policy_build(extra, &ctx, ret_bad_name);
         if (r < 0)
                 return r;

@@ -18,7 +18,12 @@
  * -EINVAL with *ret_bad_name pointing into extra for an unknown system call. */
 int seccomp_policy_build(char **extra, scmp_filter_ctx *ret, const char **ret_bad_name);
 
-/* Builds and loads the filter into the calling process (inherited by everything it execs). */
+/* Compiles the filter for extra once and keeps the BPF in this process (the daemon), so that forked
+ * children only load it. Same errors as seccomp_policy_build(). */
+int seccomp_policy_prepare(char **extra, const char **ret_bad_name);
+
+/* Loads the filter into the calling process (inherited by everything it execs): the BPF prepared for
+ * the same extra list when there is one, else it is compiled here. */
 int seccomp_policy_apply(char **extra, const char **ret_bad_name);
 
 /* Whether name is denied by default (tests, status output). */
