@@ -37,6 +37,11 @@ int userns_machine_prepare(Machine *m, sd_bus_error *error)
         if (m->settings->ephemeral > 0)
                 return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
                                          "%s: PrivateUsers= together with Ephemeral= is not supported yet", m->name);
+        /* sysfs may only be mounted from a user namespace that owns the network namespace too. */
+        if (m->settings->network_mode == NETWORK_HOST)
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                         "%s: PrivateUsers= needs a private network (Network=host shares the "
+                                         "host's, whose /sys the guest could not mount)", m->name);
         if (mode == PRIVATE_USERS_PICK)
                 base = size = 0;
 

@@ -1,0 +1,313 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Shared pieces of the machinemgr benchmarks (tools/bench/*.py).
+
+Every benchmark runs in its own scratch dir and its own cgroup (so systemd-nspawn's payload/supervisor
+cgroups and machinemgrd's container cgroups land below it and are removed with it), starts its own
+machinemgrd, and cleans everything up on exit, also on errors and ^C.
+
+Environment: MM_BUILD_ROOT (default: ./build), BENCH_OUT (results dir, default ./bench-results),
+BENCH_DEBIAN (Debian 12 rootfs to copy, default /var/cache/machinemgr/probe/debian, never written).
+"""
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.abspath(os.environ.get("MM_BUILD_ROOT", os.path.join(SRC, "build")))
+OUT = os.path.abspath(os.environ.get("BENCH_OUT", "bench-results"))
+DEBIAN = os.environ.get("BENCH_DEBIAN", "/var/cache/machinemgr/probe/debian")
+DAEMON = os.path.join(BUILD, "src/manager/machinemgrd")
+CLI = os.path.join(BUILD, "tools/machinemgr")
+CGROOT = "/sys/fs/cgroup"
+
+
+def log(*a):
+        print("#", *a, file=sys.stderr, flush=True)
+
+
+def now():
+        """CLOCK_MONOTONIC in µs: the clock systemd's *TimestampMonotonic use, also inside a container."""
+        return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+
+
+def have(prog):
+        return shutil.which(prog) is not None
+
+
+def stats(xs):
+        xs = sorted(xs)
+        if not xs:
+                return {"n": 0}
+        q = lambda p: xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
+        return {"n": len(xs), "median": statistics.median(xs), "min": xs[0], "max": xs[-1],
+                "p10": q(0.1), "p90": q(0.9), "mean": statistics.fmean(xs),
+                "stdev": statistics.stdev(xs) if len(xs) > 1 else 0.0}
+
+
+def fmt(s, unit="ms"):
+        if not s or s.get("n", 0) == 0:
+                return "n/a"
+        return f"{s['median']:.1f} {unit} (p10 {s['p10']:.1f}, p90 {s['p90']:.1f}, n={s['n']})"
+
+
+def cgroup_dirs():
+        """Hierarchies to make our own cgroup in: cgroup2 and, on hybrid hosts, the v1 ones."""
+        if os.path.exists(os.path.join(CGROOT, "cgroup.controllers")):
+                return [CGROOT]
+        dirs = []
+        for h in ("unified", "systemd"):  # not the v1 controllers: leave resource accounting alone
+                d = os.path.join(CGROOT, h)
+                if os.path.isdir(d) and os.path.exists(os.path.join(d, "cgroup.procs")):
+                        dirs.append(d)
+        return dirs
+
+
+def _rmtree_cgroup(d):
+        for root, subdirs, _ in os.walk(d, topdown=False):
+                for s in subdirs:
+                        try:
+                                os.rmdir(os.path.join(root, s))
+                        except OSError:
+                                pass
+        try:
+                os.rmdir(d)
+        except OSError:
+                pass
+
+
+class Bench:
+        """Context manager: scratch dir, own cgroup, own daemon; everything undone on exit."""
+
+        def __init__(self, name):
+                self.name = name
+                self.tmp = tempfile.mkdtemp(prefix=f"mmbench-{name}-", dir="/var/tmp")
+                self.run = os.path.join(self.tmp, "run")
+                self.images = os.path.join(self.tmp, "images")
+                os.makedirs(self.run)
+                os.makedirs(self.images)
+                self.daemon = None
+                self.daemon_log = os.path.join(self.tmp, "daemon.log")
+                self.procs = []      # Popen objects we started: killed on exit
+                self.mounts = []     # overlay mounts we made
+                self.cg = []
+                self.lxcpath = os.path.join(self.tmp, "lxc")
+                self.lxc_names = []
+                os.makedirs(OUT, exist_ok=True)
+
+        def __enter__(self):
+                # Our own cgroup: everything started from here (daemon, nspawn, lxc) lives below it.
+                cgname = f"mmbench-{os.getpid()}"
+                for h in cgroup_dirs():
+                        d = os.path.join(h, cgname)
+                        os.makedirs(d, exist_ok=True)
+                        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                                f.write(str(os.getpid()))
+                        self.cg.append(d)
+                for sig in (signal.SIGTERM, signal.SIGHUP):
+                        signal.signal(sig, lambda *_: sys.exit(130))
+                return self
+
+        def env(self):
+                e = dict(os.environ)
+                e["MACHINEMGR_ADDRESS"] = f"unix:path={self.run}/private"
+                return e
+
+        def start_daemon(self, extra=()):
+                lf = open(self.daemon_log, "a")
+                self.daemon = subprocess.Popen([DAEMON, f"--runtime-dir={self.run}", f"--image-path={self.images}",
+                                                *extra], stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
+                for _ in range(100):
+                        if os.path.exists(f"{self.run}/private") and \
+                           subprocess.run([CLI, "list"], env=self.env(), capture_output=True).returncode == 0:
+                                return
+                        if self.daemon.poll() is not None:
+                                raise RuntimeError("machinemgrd exited early, see " + self.daemon_log)
+                        time.sleep(0.05)
+                raise RuntimeError("machinemgrd does not answer")
+
+        def mm(self, *args, check=True, **kw):
+                return subprocess.run([CLI, *args], env=self.env(), check=check, capture_output=True, text=True, **kw)
+
+        def mm_popen(self, *args):
+                p = subprocess.Popen([CLI, *args], env=self.env(), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+                self.procs.append(p)
+                return p
+
+        def leader(self, name):
+                r = self.mm("show", name, "-p", "Leader", check=False)
+                for line in r.stdout.splitlines():
+                        if line.startswith("Leader="):
+                                return int(line.split("=", 1)[1])
+                return 0
+
+        def busybox_image(self, name):
+                d = os.path.join(self.images, name)
+                subprocess.run([os.path.join(SRC, "tools/mkimage-busybox"), d], check=True, capture_output=True)
+                return d
+
+        def debian_base(self):
+                """One private copy of the Debian rootfs; per-guest images are overlays on it."""
+                base = os.path.join(self.tmp, "debian-base")
+                if not os.path.isdir(base):
+                        if not os.path.isdir(DEBIAN):
+                                raise FileNotFoundError(f"no Debian rootfs at {DEBIAN} (set BENCH_DEBIAN)")
+                        subprocess.run(["cp", "-a", DEBIAN, base], check=True)
+                        # Warm the page cache, so the first tool measured does not pay for reading the files.
+                        subprocess.run(f"find {base} -xdev -type f -print0 | xargs -0 cat > /dev/null",
+                                       shell=True, stderr=subprocess.DEVNULL)
+                return base
+
+        def debian_image(self, name):
+                """IMAGES/NAME: an overlayfs over the Debian base with its own upper dir, so every tool boots
+                the same files and no guest sees another's writes."""
+                base = self.debian_base()
+                d = os.path.join(self.images, name)
+                up = os.path.join(self.tmp, "upper", name)
+                for x in (d, up + "/u", up + "/w"):
+                        os.makedirs(x, exist_ok=True)
+                subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                                f"lowerdir={base},upperdir={up}/u,workdir={up}/w", d], check=True)
+                self.mounts.append(d)
+                return d
+
+        def drop_image(self, d):
+                if d in self.mounts:
+                        subprocess.run(["umount", "-l", d])
+                        self.mounts.remove(d)
+
+        def lxc_config(self, name, rootfs, init_cmd, boot=False):
+                d = os.path.join(self.lxcpath, name)
+                os.makedirs(d, exist_ok=True)
+                lines = [f"lxc.uts.name = {name}", f"lxc.rootfs.path = dir:{rootfs}", "lxc.net.0.type = empty",
+                         f"lxc.init.cmd = {init_cmd}", "lxc.apparmor.profile = unconfined",
+                         "lxc.tty.max = 0", "lxc.pty.max = 16", "lxc.console.path = none",
+                         "lxc.autodev = 1", "lxc.mount.auto = proc:mixed sys:ro cgroup:mixed"]
+                if boot:
+                        lines += ["lxc.signal.halt = SIGRTMIN+4", "lxc.signal.reboot = SIGINT",
+                                  "lxc.environment = container=lxc"]
+                with open(os.path.join(d, "config"), "w") as f:
+                        f.write("\n".join(lines) + "\n")
+                self.lxc_names.append(name)
+                return d
+
+        def __exit__(self, *exc):
+                for p in self.procs:
+                        if p.poll() is None:
+                                p.kill()
+                                p.wait()
+                if self.daemon and self.daemon.poll() is None:
+                        # Machines still running are terminated by name, then the daemon goes.
+                        r = self.mm("list", "--no-legend", check=False)
+                        for line in r.stdout.splitlines():
+                                if line.split():
+                                        self.mm("terminate", line.split()[0], check=False)
+                        time.sleep(0.5)
+                        self.daemon.terminate()
+                        try:
+                                self.daemon.wait(10)
+                        except subprocess.TimeoutExpired:
+                                self.daemon.kill()
+                                self.daemon.wait()
+                for n in self.lxc_names:
+                        subprocess.run(["lxc-stop", "-k", "-P", self.lxcpath, "-n", n], capture_output=True)
+                # Whatever is left in our cgroups (nspawn payloads, lxc) was started by us.
+                for d in self.cg:
+                        for root, _, files in os.walk(d):
+                                if "cgroup.kill" in files and root != d:
+                                        try:
+                                                with open(os.path.join(root, "cgroup.kill"), "w") as f:
+                                                        f.write("1")
+                                        except OSError:
+                                                pass
+                for m in list(self.mounts):
+                        self.drop_image(m)
+                # Leave our cgroups before removing them.
+                for d in self.cg:
+                        parent = os.path.dirname(d)
+                        try:
+                                with open(os.path.join(parent, "cgroup.procs"), "w") as f:
+                                        f.write(str(os.getpid()))
+                        except OSError:
+                                pass
+                # What is still in our cgroups was started by us (machinemgrd's --fd-holder outlives the daemon
+                # by design): kill it, or the cgroups cannot go.
+                for _ in range(20):
+                        for d in self.cg:
+                                try:
+                                        with open(os.path.join(d, "cgroup.kill"), "w") as f:
+                                                f.write("1")
+                                except OSError:
+                                        pass
+                                _rmtree_cgroup(d)
+                        if not any(os.path.exists(d) for d in self.cg):
+                                break
+                        time.sleep(0.1)
+                subprocess.run(["rm", "-rf", "--one-file-system", self.tmp])
+                return False
+
+
+def save(name, data):
+        path = os.path.join(OUT, name + ".json")
+        with open(path, "w") as f:
+                json.dump(data, f, indent=1)
+        log("results in", path)
+        return path
+
+
+def guest_init_of(pid):
+        """The process below pid (inclusive) whose innermost pid-namespace pid is 1: the guest's PID 1."""
+        todo = [pid]
+        while todo:
+                p = todo.pop(0)
+                try:
+                        with open(f"/proc/{p}/status") as f:
+                                for line in f:
+                                        if line.startswith("NSpid:"):
+                                                ns = line.split()[1:]
+                                                if len(ns) > 1 and ns[-1] == "1":
+                                                        return p
+                        for t in os.listdir(f"/proc/{p}/task"):
+                                with open(f"/proc/{p}/task/{t}/children") as f:
+                                        todo += [int(c) for c in f.read().split()]
+                except OSError:
+                        continue
+        return 0
+
+
+def guest_systemd_times(leader):
+        """(UserspaceTimestampMonotonic, FinishTimestampMonotonic) of the guest's systemd, in µs of the host's
+        CLOCK_MONOTONIC (no time namespace). Taken by systemd itself, the same way under every tool."""
+        r = subprocess.run(["nsenter", "-t", str(leader), "-m", "-p", "--", "/bin/systemctl", "show",
+                            "-p", "UserspaceTimestampMonotonic", "-p", "FinishTimestampMonotonic"],
+                           capture_output=True, text=True)
+        v = dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
+        return int(v.get("UserspaceTimestampMonotonic", 0) or 0), int(v.get("FinishTimestampMonotonic", 0) or 0)
+
+
+def guest_system_state(leader):
+        r = subprocess.run(["nsenter", "-t", str(leader), "-m", "-p", "--", "/bin/systemctl", "is-system-running"],
+                           capture_output=True, text=True)
+        return r.stdout.strip() or "unknown"
+
+
+def wait_exit(pid, timeout=60):
+        """Waits for a process that is not our child (a guest's init)."""
+        end = time.monotonic() + timeout
+        try:
+                fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+                return True
+        try:
+                import select
+                p = select.poll()
+                p.register(fd, select.POLLIN)
+                return bool(p.poll(max(0, int((end - time.monotonic()) * 1000))))
+        finally:
+                os.close(fd)
