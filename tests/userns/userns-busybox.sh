@@ -77,13 +77,13 @@ assert_exit 0 mm start "$D" --private-users=300000:70000 --no-boot --command="sl
 assert_eq "fixed range in uid_map" "0 300000 70000" \
         "$(awk '{print $1, $2, $3}' "/proc/$(mm_leader "$D")/uid_map")"
 
-assert_exit 2 mm start "$A" --private-users=pick --network=host --no-boot --command=true
-assert_contains "Network=host with PrivateUsers refused" "$MM_STDERR" "private network"
-
 # Stopping A frees its range: the next pick reuses it.
 assert_exit 0 mm terminate "$A"
 assert_true "A is gone" mm_wait_for 20 sh -c "! [ -e '$MM_RUN/machines/$A' ]"
 assert_true "A's range is released" test -z "$(range_of "$A" || true)"
+assert_exit 2 mm start "$A" --private-users=pick --network=host --no-boot --command=true
+assert_contains "Network=host with PrivateUsers refused" "$MM_STDERR" "private network"
+
 assert_exit 0 mm start "$C" --private-users=pick --no-boot --command="sleep 1000"
 assert_eq "a freed range is reused" "$base" "$(range_of "$C" | cut -d' ' -f1)"
 
