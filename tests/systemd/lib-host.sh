@@ -165,6 +165,7 @@ console_write() {
 # How a clean power-off looks in GetMachineExit: init exited 0, or — what the
 # kernel does when PID 1 of a PID namespace calls reboot(RB_POWER_OFF), as
 # systemd-shutdown does — init killed by SIGINT (SIGHUP would be a reboot).
+# shellcheck disable=SC2034 # used by the test scripts that source this
 CLEAN_EXIT_RE='^sits ("exited" 0|"killed" 2) '
 
 # Manager.GetMachineExit as busctl prints it: sits "RESULT" STATUS TIMESTAMP "MESSAGE".

@@ -106,10 +106,10 @@ enter_cgroups() {
 # Remove our cgroups bottom-up (the host's systemd leaves its subtree empty
 # once everything in it is dead; retry briefly while the kernel reaps).
 cleanup_cgroups() {
-        local dir try sub
+        local dir sub
         for dir in "${CGROUPS[@]}"; do
                 [[ -d "$dir" ]] || continue
-                for try in 1 2 3 4 5 6 7 8 9 10; do
+                for _ in 1 2 3 4 5 6 7 8 9 10; do
                         # Deepest first.
                         while IFS= read -r sub; do
                                 rmdir "$sub" 2>/dev/null || true

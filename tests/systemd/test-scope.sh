@@ -40,7 +40,7 @@ check_eq "no guest process outside $SCOPE" 0 "$outside"
 check_eq "the daemon's service holds no guest process" \
         "$(systemctl show -P MainPID machinemgrd.service)" "$(unit_pids machinemgrd.service | sort -u)"
 
-check "machinectl list shows the guest" sh -c "machinectl list --no-legend | grep -qE '^[[:space:]]*$NAME[[:space:]]'"
+check "machinectl list shows the guest" sh -c "machinectl list --no-legend | grep -qE '^[[:space:]]*${NAME}[[:space:]]'"
 out="$(machinectl status "$NAME" --no-pager 2>&1)" || true
 check_match "machinectl status names the scope" "Unit: $SCOPE" "$out"
 check_match "machinectl status shows the leader" "Leader: $leader" "$out"
