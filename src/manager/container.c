@@ -117,43 +117,62 @@ static int child_console(void)
         return 0;
 }
 
-/* Returns the fd that came with "go" (the idmapped rootfs of a user-namespaced container), or -1. */
-static int child_wait_for_go(int sync_fd)
+/* The kernel's limit of fds in one SCM_RIGHTS message (SCM_MAX_FD): the rootfs and the binds. */
+#define GO_MAX_FDS 253
+
+/* Stores the fds that came with "go" (a user-namespaced container's idmapped rootfs, then one idmapped
+ * tree per bind source) in fds[], returns how many. */
+static size_t child_wait_for_go(int sync_fd, int fds[static GO_MAX_FDS])
 {
         char go;
         struct iovec iov = { .iov_base = &go, .iov_len = 1 };
         union {
                 struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
+                char buf[CMSG_SPACE(sizeof(int) * GO_MAX_FDS)];
         } control = {};
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control) };
-        int fd = -1;
+        size_t n = 0;
 
         /* EOF: the parent gave up (pre_start failed, or it died) — nothing to report to. */
         if (recvmsg(sync_fd, &mh, MSG_CMSG_CLOEXEC) != 1)
                 _exit(EXIT_FAILURE);
         struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
-        if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
-                memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
-        return fd;
+        if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+                n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                memcpy(fds, CMSG_DATA(cmsg), n * sizeof(int));
+        }
+        return n;
 }
 
-static int send_go(int sync_fd, int payload_fd)
+typedef struct GoFds {
+        int fds[GO_MAX_FDS];
+        size_t n;
+} GoFds;
+
+static void close_go_fds(GoFds *g)
+{
+        for (size_t i = 0; i < GO_MAX_FDS; i++)
+                safe_close(g->fds[i]);
+}
+
+static int send_go(int sync_fd, const int *fds, size_t n_fds)
 {
         struct iovec iov = { .iov_base = (char *) "g", .iov_len = 1 };
         union {
                 struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
+                char buf[CMSG_SPACE(sizeof(int) * GO_MAX_FDS)];
         } control = {};
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-        if (payload_fd >= 0) {
+        if (n_fds > GO_MAX_FDS)
+                return -E2BIG;
+        if (n_fds > 0) {
                 mh.msg_control = &control;
-                mh.msg_controllen = sizeof(control);
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
                 struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
                 *cmsg = (struct cmsghdr) { .cmsg_level = SOL_SOCKET, .cmsg_type = SCM_RIGHTS,
-                                           .cmsg_len = CMSG_LEN(sizeof(int)) };
-                memcpy(CMSG_DATA(cmsg), &payload_fd, sizeof(int));
+                                           .cmsg_len = CMSG_LEN(sizeof(int) * n_fds) };
+                memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * n_fds);
         }
         return sendmsg(sync_fd, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
 }
@@ -171,9 +190,12 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
 
         /* With a user namespace, our maps are written once "go" arrives; only then may we act. */
         ContainerConfig cc = *c;
-        cc.root_tree_fd = child_wait_for_go(sync_fd);
-        if (c->uid_range > 0 && cc.root_tree_fd < 0)
-                child_fail(sync_fd, "receive the idmapped rootfs", EBADF);
+        static int go_fds[GO_MAX_FDS];
+        size_t n_go_fds = child_wait_for_go(sync_fd, go_fds);
+        cc.root_tree_fd = n_go_fds > 0 ? go_fds[0] : -1;
+        cc.bind_tree_fds = n_go_fds > 1 ? go_fds + 1 : NULL;
+        if (c->uid_range > 0 && n_go_fds != 1 + c->n_binds)
+                child_fail(sync_fd, "receive the idmapped rootfs and bind sources", EBADF);
         c = &cc;
 
         /* Only now are we in our cgroups: the new cgroup namespace is rooted at them. */
@@ -238,9 +260,11 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
 /* ---- parent side ---- */
 
 /* The parent's half of PrivateUsers=: maps, then what the child cannot do itself inside its user
- * namespace — idmap the rootfs (needs CAP_SYS_ADMIN over the host's file system) and hand the guest's
- * root the console pty (owned by the daemon's root, which is unmapped, i.e. nobody, in the guest). */
-static int spawn_userns(const ContainerConfig *c, pid_t pid, int *ret_tree_fd, const char **ret_step)
+ * namespace — idmap the rootfs and the bind sources (needs CAP_SYS_ADMIN over the host's file system,
+ * and the daemon's view of the host's paths) and hand the guest's root the console pty (owned by the
+ * daemon's root, which is unmapped, i.e. nobody, in the guest). tree_fds[0] is the rootfs, then one per
+ * bind; all are closed by the caller. */
+static int spawn_userns(const ContainerConfig *c, pid_t pid, int *tree_fds, const char **ret_step)
 {
         int r = userns_write_maps(pid, c->uid_shift, c->uid_range);
         if (r < 0) {
@@ -253,10 +277,23 @@ static int spawn_userns(const ContainerConfig *c, pid_t pid, int *ret_tree_fd, c
         }
         r = userns_idmapped_tree(pid, c->root);
         if (r < 0) {
-                *ret_step = "idmap the rootfs";
+                /* EINVAL: overlayfs, NFS, FUSE, ... cannot be idmapped, and the image is never chowned. */
+                *ret_step = r == -EINVAL ? "idmap the rootfs (does its file system support idmapped mounts? "
+                                           "PrivateUsers=no runs the guest privileged instead)"
+                                         : "idmap the rootfs";
                 return r;
         }
-        *ret_tree_fd = r;
+        tree_fds[0] = r;
+        for (size_t i = 0; i < c->n_binds; i++) {
+                r = userns_idmapped_bind(pid, c->binds[i].source, c->binds[i].read_only);
+                if (r < 0) {
+                        static char step[PATH_MAX + 32];
+                        snprintf(step, sizeof(step), "idmap bind source %s", c->binds[i].source);
+                        *ret_step = step;
+                        return r;
+                }
+                tree_fds[1 + i] = r;
+        }
         return 0;
 }
 
@@ -267,6 +304,11 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
 
         if (!c->root || !c->argv || !c->argv[0])
                 return -EINVAL;
+        if (c->uid_range > 0 && 1 + c->n_binds > GO_MAX_FDS) {
+                if (ret_error)
+                        (void) asprintf(ret_error, "PrivateUsers= allows at most %d bind mounts", GO_MAX_FDS - 1);
+                return -E2BIG;
+        }
 
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
                 r = -errno;
@@ -298,10 +340,12 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
         }
         child_fd = safe_close(child_fd);
 
-        _cleanup_close_ int tree_fd = -1;
+        _cleanup_(close_go_fds) GoFds tree = { .n = c->uid_range > 0 ? 1 + c->n_binds : 0 };
+        for (size_t i = 0; i < GO_MAX_FDS; i++)
+                tree.fds[i] = -1;
         if (c->uid_range > 0) {
                 const char *step = NULL;
-                r = spawn_userns(c, pid, &tree_fd, &step);
+                r = spawn_userns(c, pid, tree.fds, &step);
                 if (r < 0) {
                         kill_and_reap(pidfd);
                         safe_close(pidfd);
@@ -322,7 +366,7 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
                 }
         }
 
-        r = send_go(parent_fd, tree_fd);
+        r = send_go(parent_fd, tree.fds, tree.n);
         if (r < 0) {
                 kill_and_reap(pidfd);
                 safe_close(pidfd);

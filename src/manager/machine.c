@@ -254,6 +254,8 @@ static void machine_log_exit(Machine *m, const char *result, int status)
         else if (streq(result, "killed"))
                 log_machine_info(m->name, "Init was killed by signal %s (%d).", sigabbrev_np(status) ?: "?",
                                  status);
+        else if (streq(result, "poweroff"))
+                log_machine_info(m->name, "The guest powered itself off (init ended by SIGINT from reboot(2)).");
         else
                 log_machine_info(m->name, "Init is gone (exit status not observable after re-adoption).");
 }
@@ -275,10 +277,18 @@ static void machine_leader_gone(Machine *m, const char *result, int status)
         ExitRecord *rec = manager_find_exit(m->manager, m->name);
         bool start_failed = rec && streq(rec->result, "failed") && rec->timestamp >= m->timestamp;
 
+        /* The kernel ends a PID namespace's init with SIGINT when something in it calls reboot(2) to power
+         * off or halt (SIGHUP: restart), and no SIGINT from outside can kill an init (only signals it
+         * handles reach it). So this is a clean power-off, recorded as such; status keeps the signal. */
+        const char *message = NULL;
+        if (streq(result, "killed") && status == SIGINT) {
+                result = "poweroff";
+                message = "init ended by SIGINT: the guest called reboot(2) to power off or halt";
+        }
         if (!start_failed) {
                 machine_log_exit(m, result, status);
                 machine_reply_start(m, NULL);
-                manager_record_exit(m->manager, m->name, result, status, NULL);
+                manager_record_exit(m->manager, m->name, result, status, message);
         }
 
         /* A guest's reboot(2) ends its init with SIGHUP; a Reboot() of a Boot=no guest asked for the
@@ -410,8 +420,8 @@ static int machine_pre_start(pid_t pid, void *userdata)
                 limits_from_settings(m->settings, &limits);
                 if (asprintf(&description, "Container %s", m->name) < 0)
                         return -ENOMEM;
-                int r = cgroup_systemd_create(m->manager->systemd_bus, m->name, description, pid, &limits,
-                                              &m->cgroup, &failure);
+                int r = cgroup_systemd_create_full(m->manager->systemd_bus, m->name, description, pid, &limits,
+                                                   m->settings->kill_signal, &m->cgroup, &failure);
                 if (r < 0) {
                         free(m->spawn_failure);
                         m->spawn_failure = TAKE_PTR(failure);

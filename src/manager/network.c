@@ -258,7 +258,7 @@ static int open_guest_connection(void *userdata)
         Machine *m = t->machine;
         struct sockaddr_storage sa;
         socklen_t len;
-        int saved, r;
+        int saved = -1, r;
 
         if (m->leader_pidfd < 0)
                 return -ESRCH;
@@ -537,7 +537,7 @@ static void append_address(struct nl_object *obj, void *userdata)
 static int guest_address_cache(Machine *m, struct nl_cache **ret)
 {
         _cleanup_nl_sock_ struct nl_sock *sk = nl_socket_alloc();
-        int saved, r;
+        int saved = -1, r;
         if (!sk)
                 return -ENOMEM;
         r = netns_enter(m->leader_pidfd, &saved);

@@ -28,7 +28,7 @@ static char root[] = "/tmp/test-host-limits-XXXXXX";
 
 static void put(const char *rel, const char *content)
 {
-        char path[512], dir[512];
+        char path[512], dir[1024];
         snprintf(path, sizeof(path), "%s/%s", root, rel);
         snprintf(dir, sizeof(dir), "mkdir -p \"$(dirname '%s')\"", path);
         if (system(dir) != 0)

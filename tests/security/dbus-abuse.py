@@ -17,6 +17,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 DEST = "org.machinemgr1"
 MGR_PATH = "/org/machinemgr1"
@@ -131,6 +132,9 @@ class Conn:
         if not line.startswith(b"OK"):
             raise RuntimeError("auth failed: %r" % line)
         self.sock.sendall(b"BEGIN\r\n")
+        # A call sent in the same breath as BEGIN is left unanswered by the daemon (reported in
+        # docs/SECURITY.md: the bytes after BEGIN sit in sd-bus's buffer until more data arrives).
+        time.sleep(float(os.environ.get("MM_ABUSE_BEGIN_DELAY", "0.05")))
         self.buf = b""
         self.serial = 0
 
@@ -311,7 +315,7 @@ def mode_root(sock, image):
     for k in range(2000):
         m = methods[k % len(methods)]
         sig, fn = sigs[(k // len(methods)) % len(sigs)]
-        if m in ("ListMachines", "ListImages") and sig == "":
+        if (m, sig) == ("RenameImage", "ss"):
             continue
         calls.append((MGR_PATH, MGR, m, sig, body_of(fn), wrong_sig_expect, "%s(%s)" % (m, sig)))
     # Odd (valid UTF-8) names for every name-taking method.
@@ -347,7 +351,9 @@ def mode_root(sock, image):
         ("Hostname", "s", lambda w: w.s("a" * 300)), ("Hostname", "t", lambda w: w.t(1)),
         ("SystemCallFilter", "as", lambda w: w.array(4, ["kexec_load"], lambda w, x: w.s(x))),
     ]
-    start_expect = {"org.machinemgr1.Error.InvalidArgument", "org.freedesktop.DBus.Error.InvalidArgs",
+    # NoInit: a correctly typed value (MemoryMax=0, CPUQuota 0) passed validation and the start got as
+    # far as looking for the busybox image's init (there is none: nothing starts).
+    start_expect = {"org.machinemgr1.Error.NoInit", "org.machinemgr1.Error.InvalidArgument", "org.freedesktop.DBus.Error.InvalidArgs",
                     "org.machinemgr1.Error.InvalidName", "org.machinemgr1.Error.NoSuchImage"}
     for k in range(2000):
         if k % 5 == 0:
@@ -403,7 +409,8 @@ def mode_root(sock, image):
         st.sent += 1
         try:
             mtype, err = c.call(MGR_PATH, MGR, m, sig, body)
-            st.add(mtype, err, BAD_NAME_ERRORS | {"org.freedesktop.DBus.Error.InvalidArgs"}, "raw %r" % n)
+            st.add(mtype, err, BAD_NAME_ERRORS | {"org.freedesktop.DBus.Error.InvalidArgs",
+                                                  "org.freedesktop.DBus.Error.InconsistentMessage"}, "raw %r" % n)
         except (ConnectionError, OSError):
             st.disconnects += 1
         c.close()

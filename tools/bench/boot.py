@@ -41,7 +41,8 @@ def wait_booted(leader, timeout=60):
 
 def run_machinemgr(b, name):
         t0 = mb.now()
-        b.mm("start", name, "--wait", timeout=120)
+        # Privileged like the LXC/nspawn runs it is compared with; the overlayfs image cannot be idmapped.
+        b.mm("start", name, "--private-users=no", "--wait", timeout=120)
         leader = b.leader(name)
         u, f = wait_booted(leader)
         state = mb.guest_system_state(leader)

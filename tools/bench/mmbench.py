@@ -300,6 +300,8 @@ def guest_system_state(leader):
 def wait_exit(pid, timeout=60):
         """Waits for a process that is not our child (a guest's init)."""
         end = time.monotonic() + timeout
+        if pid <= 0:
+                return True
         try:
                 fd = os.pidfd_open(pid)
         except ProcessLookupError:
