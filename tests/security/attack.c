@@ -13,7 +13,6 @@
  *
  * Usage: attack HOST_PID BLOCKDEV_MAJOR BLOCKDEV_MINOR HOST_CANARY_PATH */
 
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
