@@ -54,6 +54,13 @@ static const sd_bus_vtable dbus_driver_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+static int on_any_message(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+        PrivateConnection *c = userdata;
+        c->spoke = true;
+        return 0; /* not handled: dispatch goes on */
+}
+
 static int private_connection_setup(PrivateConnection *c, int fd)
 {
         Manager *m = c->manager;
@@ -73,6 +80,8 @@ static int private_connection_setup(PrivateConnection *c, int fd)
         r = sd_bus_match_signal(c->bus, NULL, "org.freedesktop.DBus.Local", NULL, "org.freedesktop.DBus.Local",
                                 "Disconnected", on_disconnected, c);
         if (r < 0)
+                return r;
+        if ((r = sd_bus_add_filter(c->bus, NULL, on_any_message, c)) < 0)
                 return r;
         if ((r = manager_bus_add_objects(m, c->bus)) < 0)
                 return r;

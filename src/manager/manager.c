@@ -120,7 +120,8 @@ void manager_foreach_bus(Manager *m, manager_bus_func f, void *userdata)
         if (m->system_bus)
                 f(m->system_bus, userdata);
         for (PrivateConnection *c = m->connections; c; c = c->next)
-                f(c->bus, userdata);
+                if (c->spoke)
+                        f(c->bus, userdata);
 }
 
 /* FDNAME= allows printable ASCII only; machine names may be UTF-8, so they are hex-encoded. */
@@ -164,9 +165,13 @@ int manager_fdstore_put(Manager *m, const char *machine, int fd)
         if (fdstore_name(machine, &name) < 0)
                 return -ENOMEM;
         if (have_service_fdstore()) {
+                /* In an envelope: the store would drop a bare pty master at its first EPOLLHUP. */
+                _cleanup_close_ int envelope = -1;
                 if (asprintf(&msg, "FDSTORE=1\nFDNAME=%s", name) < 0)
                         return -ENOMEM;
-                r = sd_pid_notify_with_fds(0, false, msg, &fd, 1);
+                r = fdstore_wrap_fd(fd, &envelope);
+                if (r >= 0)
+                        r = sd_pid_notify_with_fds(0, false, msg, &envelope, 1);
         } else
                 r = fdstore_send(m, machine, name, fd);
         if (r < 0)
@@ -222,8 +227,17 @@ static void manager_collect_stored_fds(Manager *m)
                 strv_free(names);
                 return;
         }
-        for (int i = 0; i < n; i++)
-                m->stored_fds[i] = SD_LISTEN_FDS_START + i;
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i, console_fd;
+                /* The store hands back the envelope (see fdstore.h); the store keeps its copy. */
+                int r = fdstore_unwrap_fd(fd, &console_fd);
+                if (r >= 0) {
+                        safe_close(fd);
+                        fd = console_fd;
+                } else if (r != -ENOTSOCK)
+                        log_warning_errno(r, "Open fd store entry %s: %m", names[i]);
+                m->stored_fds[i] = fd;
+        }
         m->stored_names = names;
         m->n_stored = n;
 }

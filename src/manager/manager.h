@@ -87,6 +87,9 @@ int machine_bus_path(const char *name, char **ret);
 struct PrivateConnection {
         Manager *manager;
         sd_bus *bus;
+        /* Set once the peer has sent its first message. Until then it gets no signals: a client that says
+         * Hello fails with EIO on any message that arrives before the Hello reply. */
+        bool spoke;
         PrivateConnection *next;
 };
 PrivateConnection *bus_private_connection_free(PrivateConnection *c);
