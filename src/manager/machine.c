@@ -485,6 +485,11 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                 if (r < 0)
                         return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: create cgroup: %s",
                                                  m->name, strerror(-r));
+                /* Recorded before anything can run in it: a daemon killed from here on leaves a state file
+                 * whose leader is not (yet) known, and the next daemon kills and removes the whole cgroup
+                 * instead of leaving an orphan — or an unsupervised guest — behind. */
+                m->leader = 0;
+                (void)machine_save(m);
         }
 
         ContainerConfig c = {

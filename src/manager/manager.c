@@ -291,6 +291,24 @@ static int manager_connect_system_bus(Manager *m)
         return 0;
 }
 
+/* A per-machine runtime dir without a machine is what a daemon killed early in a start leaves. */
+static void manager_sweep_host_dirs(Manager *m)
+{
+        _cleanup_closedir_ DIR *d = opendir(m->host_dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.' || manager_get_machine(m, de->d_name))
+                        continue;
+                _cleanup_free_ char *p = NULL;
+                if (asprintf(&p, "%s/%s", m->host_dir, de->d_name) < 0)
+                        return;
+                log_machine_info(de->d_name, "Removing runtime directory left by an interrupted start.");
+                (void)rm_rf_dir(p);
+        }
+}
+
 /* Every state file is a machine that was running when the previous daemon went away. */
 static void manager_adopt_all(Manager *m)
 {
@@ -336,6 +354,7 @@ int manager_startup(Manager *m)
         log_info("Running in %s mode.", m->cgroup_backend == CGROUP_BACKEND_SYSTEMD ? "systemd" : "direct");
         manager_collect_stored_fds(m);
         manager_adopt_all(m);
+        manager_sweep_host_dirs(m);
         manager_release_unclaimed_fds(m);
         return 0;
 }
