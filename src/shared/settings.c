@@ -1246,7 +1246,9 @@ int settings_apply_defaults(Settings *s, const char *machine_name)
                 s->read_only = 0;
         if (s->ephemeral < 0)
                 s->ephemeral = 0;
-        if (!s->private_users && !(s->private_users = strdup("no")))
+        /* Unprivileged by default (SPEC §3): root in the guest is an unprivileged uid on the host.
+         * PrivateUsers=no is the explicit opt-in to a privileged container. */
+        if (!s->private_users && !(s->private_users = strdup("pick")))
                 return -ENOMEM;
         return 0;
 }

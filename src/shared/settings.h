@@ -103,7 +103,7 @@ int settings_merge(Settings *dst, const Settings *src);
 
 /* Fills what is still unset with the SPEC §3 defaults (Boot=yes, Command=/bin/sh, Hostname=NAME,
  * KillSignal=SIGRTMIN+4, MemoryMax/CPUQuota=infinity, TasksMax=16384, Mode=none, ResolvConf=copy-host,
- * ReadOnly/Ephemeral=no, PrivateUsers=no). Call it last, after every settings_merge(). */
+ * ReadOnly/Ephemeral=no, PrivateUsers=pick). Call it last, after every settings_merge(). */
 int settings_apply_defaults(Settings *s, const char *machine_name);
 
 /* Value parsers shared by the settings file, D-Bus options and the CLI. All return -EINVAL/-ERANGE. */

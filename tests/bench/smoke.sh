@@ -30,7 +30,7 @@ check() { # NAME FILE PATTERN
         fi
 }
 
-before_cg=$(ls -d /sys/fs/cgroup/*/mmbench-* 2>/dev/null | wc -l)
+before_cg=$( (ls -d /sys/fs/cgroup/*/mmbench-* 2>/dev/null || true) | wc -l)
 
 "$BENCH/start.py" --runs 2 --warmup 0 >"$BENCH_OUT/start.out" 2>"$BENCH_OUT/start.err" || true
 check start start.json "unshare-floor"
@@ -47,7 +47,7 @@ fi
 "$BENCH/plot.py" "$BENCH_OUT" "$BENCH_OUT/plots" >"$BENCH_OUT/plot.out" 2>"$BENCH_OUT/plot.err" || true
 check plot plots/start.png "wrote"
 
-after_cg=$(ls -d /sys/fs/cgroup/*/mmbench-* 2>/dev/null | wc -l)
+after_cg=$( (ls -d /sys/fs/cgroup/*/mmbench-* 2>/dev/null || true) | wc -l)
 if [[ $after_cg -gt $before_cg ]] || ls -d /var/tmp/mmbench-* >/dev/null 2>&1; then
         echo "FAIL: leftovers: $(ls -d /sys/fs/cgroup/*/mmbench-* /var/tmp/mmbench-* 2>/dev/null)"
         failed=$((failed + 1))

@@ -14,6 +14,7 @@
  * Usage: attack HOST_PID BLOCKDEV_MAJOR BLOCKDEV_MINOR HOST_CANARY_PATH */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sched.h>
@@ -83,6 +84,21 @@ static void expect_no_write(const char *name, const char *path)
 }
 
 /* A file opened O_WRONLY only to learn whether it could be written; never written. */
+/* True in a user namespace of our own: uid 0 here is not uid 0 of the host (uid_map is not the identity). */
+static bool in_own_userns(void)
+{
+        char buf[128] = "";
+        int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        unsigned long inside, outside, count;
+        if (k <= 0 || sscanf(buf, "%lu %lu %lu", &inside, &outside, &count) != 3)
+                return false;
+        return !(inside == 0 && outside == 0 && count == 4294967295UL);
+}
+
 static int can_open_write(const char *path)
 {
         int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -120,8 +136,12 @@ static void fresh_mounts(void)
                 BLOCKED("remount-proc-sys-rw", "%s", strerrorname_np(errno));
         else {
                 r = can_open_write("/proc/sys/kernel/core_pattern");
-                KNOWN("remount-proc-sys-rw", "remount,bind,rw of /proc/sys succeeded; core_pattern O_WRONLY: %s",
-                      r == 0 ? "ok" : strerrorname_np(-r));
+                /* What matters is whether a host-wide sysctl became writable, not the remount itself. */
+                if (r == 0)
+                        KNOWN("remount-proc-sys-rw", "remount,bind,rw of /proc/sys succeeded; core_pattern O_WRONLY: ok");
+                else
+                        BLOCKED("remount-proc-sys-rw", "remount succeeded, but core_pattern O_WRONLY: %s",
+                                strerrorname_np(-r));
                 (void) mount(NULL, "/proc/sys", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
         }
 
@@ -225,7 +245,9 @@ static void cgroup_v1(void)
                 umount2("/tmp/atk/v1mem", MNT_DETACH);
         }
 
-        /* The limits live on the container's cgroup itself, which is the guest's cgroup namespace root. */
+        /* The limits live on the container's cgroup; the guest's cgroup namespace root must be a child of it
+         * (payload/, as in systemd-nspawn), whose own pids.max is "max" and bounded by the parent's. A
+         * number there means the configured TasksMax sits on the root, within the guest's reach. */
         if (mount("cgroup", "/tmp/atk/v1pids", "cgroup", 0, "pids") < 0)
                 BLOCKED("raise-own-tasksmax", "mount -o pids: %s", strerrorname_np(errno));
         else {
@@ -235,7 +257,10 @@ static void cgroup_v1(void)
                 else {
                         /* Writing back the current value is harmless; success means "max" would work too. */
                         r = write_str("/tmp/atk/v1pids/pids.max", buf);
-                        if (r == 0)
+                        if (r == 0 && strncmp(buf, "max", 3) == 0)
+                                BLOCKED("raise-own-tasksmax", "namespace root's pids.max is max (writable): the "
+                                        "limit is on a parent cgroup out of reach");
+                        else if (r == 0)
                                 ESCAPED("raise-own-tasksmax", "pids.max of the container's own cgroup is writable "
                                         "from inside (wrote back %.*s)", (int) strcspn(buf, "\n"), buf);
                         else
@@ -440,8 +465,12 @@ static void capabilities(void)
                 ESCAPED("capset-inheritable", "added CAP_SYS_MODULE to the inheritable set");
         else
                 BLOCKED("capset-inheritable", "capset(inheritable +CAP_SYS_MODULE): %s", strerrorname_np(errno));
-        if (prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN) == 1)
-                KNOWN("cap-sys-admin", "CAP_SYS_ADMIN (initial user namespace) is in the bounding set");
+        if (prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN) == 1) {
+                if (in_own_userns())
+                        BLOCKED("cap-sys-admin", "CAP_SYS_ADMIN only over the guest's own user namespace");
+                else
+                        KNOWN("cap-sys-admin", "CAP_SYS_ADMIN (initial user namespace) is in the bounding set");
+        }
 }
 
 static void root_escape(const char *canary)

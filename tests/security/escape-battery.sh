@@ -48,14 +48,25 @@ RA_BEFORE=$(release_agents)
 HOSTNAME_BEFORE=$(hostname)
 
 # Runs the battery in machine $1, asserting each line.
+# run_battery NAME [unprivileged]: in an unprivileged (PrivateUsers) guest even the documented properties
+# of privileged containers must fail, so a KNOWN line counts as an escape there.
 run_battery() {
-        local name=$1 line verdict n=0 blocked=0 known=0 escaped=0
+        local name=$1 mode=${2:-privileged} line verdict n=0 blocked=0 known=0 escaped=0
         assert_exit 0 mm shell "$name" /attack "$SLEEPER" "$MAJ" "$MIN" "$MM_TMP/canary"
         while IFS= read -r line; do
                 verdict=${line%% *}
                 case "$verdict" in
                 BLOCKED) n=$((n + 1)); blocked=$((blocked + 1)); _mm_ok "[$name] $line" ;;
-                KNOWN) n=$((n + 1)); known=$((known + 1)); _mm_ok "[$name] expected success (privileged): $line" ;;
+                KNOWN)
+                        n=$((n + 1))
+                        if [[ $mode == unprivileged ]]; then
+                                escaped=$((escaped + 1))
+                                _mm_fail "[$name] unprivileged guest: $line"
+                        else
+                                known=$((known + 1))
+                                _mm_ok "[$name] expected success (privileged): $line"
+                        fi
+                        ;;
                 ESCAPED) n=$((n + 1)); escaped=$((escaped + 1)); _mm_fail "[$name] $line" ;;
                 NOTE) echo "# [$name] $line" ;;
                 DONE) ;;
@@ -75,25 +86,40 @@ host_checks() {
         assert_true "[$name] host sleeper still alive" mm_pid_alive "$SLEEPER"
         assert_eq "[$name] host canary unchanged" "host canary" "$(cat "$MM_TMP/canary")"
         assert_eq "[$name] host hostname unchanged" "$HOSTNAME_BEFORE" "$(hostname)"
+        # The battery writes its namespace root's pids.max; the default TasksMax above it must be intact.
+        local cg
+        cg=$(mm_scope_dir "$name" "$(mm_controller_hier pids)")
+        [[ -z "$cg" ]] || assert_eq "[$name] TasksMax intact on the machine's cgroup" 16384 "$(cat "$cg/pids.max")"
 }
 
 # --- busybox guest ----------------------------------------------------------------------------------
 BB=$(mm_name bb)
 mm_busybox_image "$BB"
 cp "$ATTACK" "$MM_IMAGES/$BB/attack"
-assert_exit 0 mm_start_busybox "$BB"
+assert_exit 0 mm_start_busybox "$BB" "sleep 100000" --private-users=no
 run_battery "$BB"
 host_checks "$BB"
 assert_exit 0 mm terminate "$BB"
 assert_true "$BB gone" mm_wait_for 10 sh -c "! [ -e '$MM_RUN/machines/$BB' ]"
 assert_no_leftovers "$BB"
 
+# The same battery in an unprivileged guest (PrivateUsers=pick): nothing may succeed.
+UB=$(mm_name ub)
+mm_busybox_image "$UB"
+cp "$ATTACK" "$MM_IMAGES/$UB/attack"
+assert_exit 0 mm_start_busybox "$UB" "sleep 100000" --private-users=pick
+run_battery "$UB" unprivileged
+host_checks "$UB"
+assert_exit 0 mm terminate "$UB"
+assert_true "$UB gone" mm_wait_for 10 sh -c "! [ -e '$MM_RUN/machines/$UB' ]"
+assert_no_leftovers "$UB"
+
 # --- Debian guest booted with systemd (also proves the device policy does not break its boot) ---------
 if [[ -d "$DEBIAN_SRC" ]]; then
         DEB=$(mm_name deb)
         cp -a "$DEBIAN_SRC" "$MM_IMAGES/$DEB"
         cp "$ATTACK" "$MM_IMAGES/$DEB/attack"
-        assert_exit 0 mm start "$DEB" --wait
+        assert_exit 0 mm start "$DEB" --wait --private-users=no
         if [[ $MM_FAILED -eq 0 ]] || mm_machine_listed "$DEB"; then
                 SYSTEMD_STATE=$(mm shell "$DEB" systemctl is-system-running 2>/dev/null || true)
                 assert_true "systemd in $DEB is up under the device policy (state '$SYSTEMD_STATE')" \

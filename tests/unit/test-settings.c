@@ -661,7 +661,7 @@ static void test_defaults(void)
         CHECK(s->memory_max == LIMIT_INFINITY && s->cpu_quota_per_sec_usec == LIMIT_INFINITY);
         CHECK(s->tasks_max == DEFAULT_TASKS_MAX);
         CHECK(s->network_mode == NETWORK_NONE && s->resolv_conf == RESOLV_CONF_COPY_HOST);
-        CHECK(s->read_only == 0 && s->ephemeral == 0 && streq_ptr(s->private_users, "no"));
+        CHECK(s->read_only == 0 && s->ephemeral == 0 && streq_ptr(s->private_users, "pick"));
 
         /* Set values are kept. */
         _cleanup_(settings_freep) Settings *t = NULL;
