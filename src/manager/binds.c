@@ -110,15 +110,18 @@ static int open_bind_target(int root_fd, const char *destination, bool is_dir)
         return fd;
 }
 
-static int bind_one(int root_fd, const BindMount *b, const char **ret_step)
+static int bind_one(int root_fd, const BindMount *b, int idmapped_fd, const char **ret_step)
 {
-        /* Recursive like a plain `mount --rbind`: submounts of the source come along. */
-        _cleanup_close_ int tree_fd =
-                open_tree(AT_FDCWD, b->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        /* Recursive like a plain `mount --rbind`: submounts of the source come along. With a user
+         * namespace the parent made the tree (idmapped, read-only already): we could not look the
+         * source up ourselves, nor idmap it. */
+        _cleanup_close_ int tree_fd = idmapped_fd >= 0 ? fcntl(idmapped_fd, F_DUPFD_CLOEXEC, 3)
+                                                       : open_tree(AT_FDCWD, b->source,
+                                                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
         if (tree_fd < 0)
                 return fail(ret_step, -errno, "bind %s", b->source);
 
-        if (b->read_only) {
+        if (b->read_only && idmapped_fd < 0) {
                 /* Every submount too: a read-only bind of /srv must not leave /srv/data writable. */
                 struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
                 if (mount_setattr(tree_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
@@ -137,10 +140,10 @@ static int bind_one(int root_fd, const BindMount *b, const char **ret_step)
         return 0;
 }
 
-int binds_mount(int root_fd, const BindMount *binds, size_t n, const char **ret_step)
+int binds_mount(int root_fd, const BindMount *binds, size_t n, const int *idmapped_fds, const char **ret_step)
 {
         for (size_t i = 0; i < n; i++) {
-                int r = bind_one(root_fd, &binds[i], ret_step);
+                int r = bind_one(root_fd, &binds[i], idmapped_fds ? idmapped_fds[i] : -1, ret_step);
                 if (r < 0)
                         return r;
         }
@@ -212,5 +215,50 @@ int ephemeral_mount_root(const char *root, const char **ret_step)
         /* pivot_root() needs the new root to be a mount point. */
         if (move_mount(overlay_fd, "", AT_FDCWD, root, MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 return fail(ret_step, -errno, "mount overlayfs on %s", root);
+        return TAKE_FD(overlay_fd);
+}
+
+int ephemeral_mount_over(int lower_fd, const char **ret_step)
+{
+        struct stat st;
+        if (fstat(lower_fd, &st) < 0)
+                return fail(ret_step, -errno, "%s", "stat the idmapped rootfs");
+
+        /* Detached: nothing but the overlay ever sees the upper layer. Created in our user namespace, so
+         * its files carry the guest's ids like the tmpfs mounts of /run and /tmp. */
+        _cleanup_close_ int fs_fd = fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fs_fd < 0)
+                return fail(ret_step, -errno, "%s", "mount the ephemeral tmpfs");
+        if (fsconfig(fs_fd, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0 ||
+            fsconfig(fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                return fail(ret_step, -errno, "%s", "mount the ephemeral tmpfs");
+        _cleanup_close_ int tmp_fd = fsmount(fs_fd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+        if (tmp_fd < 0)
+                return fail(ret_step, -errno, "%s", "mount the ephemeral tmpfs");
+        if (mkdirat(tmp_fd, "upper", st.st_mode & 07777) < 0 || mkdirat(tmp_fd, "work", 0700) < 0 ||
+            fchownat(tmp_fd, "upper", st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+                return fail(ret_step, -errno, "%s", "populate the ephemeral tmpfs");
+
+        char lower[64], upper[64], work[64];
+        snprintf(lower, sizeof lower, "/proc/self/fd/%d", lower_fd);
+        snprintf(upper, sizeof upper, "/proc/self/fd/%d/upper", tmp_fd);
+        snprintf(work, sizeof work, "/proc/self/fd/%d/work", tmp_fd);
+        _cleanup_close_ int ovl_fs_fd = fsopen("overlay", FSOPEN_CLOEXEC);
+        if (ovl_fs_fd < 0)
+                return fail(ret_step, -errno, "%s", "mount the ephemeral overlayfs");
+        /* userxattr: trusted.* xattrs (overlayfs' default for its own bookkeeping) cannot be set from a
+         * user namespace; user.overlay.* can (tmpfs has user xattrs since 6.6). */
+        if (fsconfig(ovl_fs_fd, FSCONFIG_SET_STRING, "lowerdir", lower, 0) < 0 ||
+            fsconfig(ovl_fs_fd, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 ||
+            fsconfig(ovl_fs_fd, FSCONFIG_SET_STRING, "workdir", work, 0) < 0 ||
+            fsconfig(ovl_fs_fd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0 ||
+            fsconfig(ovl_fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                return fail(ret_step, -errno, "%s", "mount the ephemeral overlayfs");
+        _cleanup_close_ int overlay_fd = fsmount(ovl_fs_fd, FSMOUNT_CLOEXEC, 0);
+        if (overlay_fd < 0)
+                return fail(ret_step, -errno, "%s", "mount the ephemeral overlayfs");
+        /* On top of the idmapped tree, which stays the mount point pivot_root() needs. */
+        if (move_mount(overlay_fd, "", lower_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                return fail(ret_step, -errno, "%s", "attach the ephemeral overlayfs");
         return TAKE_FD(overlay_fd);
 }

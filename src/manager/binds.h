@@ -25,9 +25,16 @@ int bus_read_binds(sd_bus_message *message, Settings *s, sd_bus_error *error);
 
 /* Child side. Mounts each source (recursively, read-only recursively where asked) at its destination
  * inside root_fd, creating the destination (a directory or an empty file, like the source) and its
- * parents; every path inside the guest is resolved with RESOLVE_IN_ROOT. *ret_step names what failed. */
-int binds_mount(int root_fd, const BindMount *binds, size_t n, const char **ret_step);
+ * parents; every path inside the guest is resolved with RESOLVE_IN_ROOT. *ret_step names what failed.
+ * idmapped_fds (PrivateUsers=, else NULL): one detached tree per bind, made by the daemon
+ * (userns_idmapped_bind()), attached instead of opening the source. */
+int binds_mount(int root_fd, const BindMount *binds, size_t n, const int *idmapped_fds, const char **ret_step);
 
 /* Child side, instead of binding the image: makes "/" a slave, then mounts an overlayfs (lower: the image
  * at root, upper/work: a fresh tmpfs) over root. Returns an fd of the overlay mount. */
 int ephemeral_mount_root(const char *root, const char **ret_step);
+
+/* The same with PrivateUsers=, as root of the guest's user namespace: lower_fd is the attached idmapped
+ * rootfs; the tmpfs (detached) and the overlayfs are created in the guest's user namespace, the overlay
+ * attached on top of lower_fd. Returns an fd of the overlay mount. */
+int ephemeral_mount_over(int lower_fd, const char **ret_step);

@@ -138,69 +138,24 @@ int cgroup_discover(CGroup *cg, const char *fixed_path)
         return 0;
 }
 
-static int parent_dir(const char *dir, char **ret)
-{
-        char *p = strdup(dir);
-        if (!p)
-                return -ENOMEM;
-        char *slash = strrchr(p, '/');
-        if (slash && slash != p)
-                *slash = 0;
-        *ret = p;
-        return 0;
-}
-
-/* v1 cpuset children start with empty cpus/mems, and a task cannot join such a cgroup. */
-static int copy_cpuset_from_parent(CGroupHierarchy *h)
-{
-        static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
-        _cleanup_free_ char *parent = NULL;
-        int r = parent_dir(h->dir, &parent);
-        if (r < 0)
-                return r;
-
-        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
-                _cleanup_free_ char *from = NULL, *value = NULL;
-                if (asprintf(&from, "%s/%s", parent, files[i]) < 0)
-                        return -ENOMEM;
-                r = read_one_line_file(from, &value);
-                if (r < 0)
-                        return log_error_errno(r, "read %s: %m", from);
-                r = cgroup_write(h, files[i], value);
-                if (r < 0)
-                        return log_error_errno(r, "write %s/%s: %m", h->dir, files[i]);
-        }
-        return 0;
-}
-
 /* On cgroup2 the limits exist only where the parent enables the controllers for its children. Our own
  * cgroup can do that only if it holds no processes itself (or is the root): best effort, the limit
  * writes later say whether a controller is missing. */
 static void enable_unified_controllers(CGroupHierarchy *h)
 {
-        static const char *const wanted[] = {"memory", "pids", "cpu"};
-        _cleanup_free_ char *parent = NULL, *available = NULL, *enabled = NULL, *p = NULL, *q = NULL;
-        if (parent_dir(h->dir, &parent) < 0 || asprintf(&p, "%s/cgroup.controllers", parent) < 0 ||
-            asprintf(&q, "%s/cgroup.subtree_control", parent) < 0)
+        static const char *const wanted[] = {"memory", "pids", "cpu", NULL};
+        _cleanup_free_ char *parent = strdup(h->dir);
+        char *slash = parent ? strrchr(parent, '/') : NULL;
+        if (!slash || slash == parent)
                 return;
-        if (read_one_line_file(p, &available) < 0 || read_one_line_file(q, &enabled) < 0)
-                return;
-
-        for (size_t i = 0; i < ELEMENTSOF(wanted); i++) {
-                if (!cgroup_list_contains(available, " ", wanted[i]) ||
-                    cgroup_list_contains(enabled, " ", wanted[i]))
-                        continue;
-                char op[32];
-                snprintf(op, sizeof(op), "+%s", wanted[i]);
-                int r = write_string_file(q, op);
-                if (r < 0)
-                        log_warning_errno(r, "enable %s in %s: %m", wanted[i], q);
-        }
+        *slash = 0;
+        cgroup_enable_subtree_controllers(parent, wanted, LOG_WARNING);
 }
 
 /* The v1 devices controller (hybrid hosts): like systemd-nspawn's DeviceAllow=, the guest may open only
- * the nodes of its /dev and ptys, and mknod anything (opening it is what counts). Its root can lift this
- * by mounting the devices hierarchy (CAP_SYS_ADMIN); PrivateUsers= is the real boundary. */
+ * the nodes of its /dev and ptys, and mknod anything (opening it is what counts). Set on the container's
+ * dir, above the guest's cgroup namespace root (payload): a child never gets more than its parent allows,
+ * so a guest root that mounts the devices hierarchy can only narrow the list. */
 static int restrict_devices(CGroupHierarchy *h)
 {
         static const char *const allow[] = { "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
@@ -221,7 +176,7 @@ static int make_dirs(CGroup *cg)
                 if (mkdir(h->dir, 0755) < 0 && errno != EEXIST)
                         return log_machine_error_errno(cg->name, errno, "mkdir %s: %m", h->dir);
                 if (h->controllers && cgroup_controller_list_contains(h->controllers, "cpuset")) {
-                        int r = copy_cpuset_from_parent(h);
+                        int r = cgroup_copy_cpuset_from_parent(h->dir);
                         if (r < 0)
                                 return r;
                 }
@@ -231,10 +186,14 @@ static int make_dirs(CGroup *cg)
                                 return log_machine_error_errno(cg->name, r, "restrict devices in %s: %m", h->dir);
                 }
         }
-        return 0;
+        /* After the limits' dirs: payload inherits the devices list and cpuset from them. */
+        int r = cgroup_make_payload(cg);
+        if (r >= 0)
+                cgroup_enable_payload_controllers(cg);
+        return r;
 }
 
-int cgroup_direct_create(const char *name, const CGroupLimits *limits, CGroup **ret)
+int cgroup_direct_prepare(const char *name, CGroup **ret)
 {
         if (!name || !*name || strchr(name, '/') || streq(name, "..") || streq(name, "."))
                 return -EINVAL;
@@ -246,12 +205,31 @@ int cgroup_direct_create(const char *name, const CGroupLimits *limits, CGroup **
         if (r < 0)
                 return r;
 
-        /* A leftover from a crashed daemon is reused if nothing runs in it. */
+        /* A leftover from a crashed daemon is replaced if nothing runs in it. */
         r = cgroup_is_empty(cg);
         if (r < 0)
                 return log_machine_error_errno(name, r, "check for an existing cgroup: %m");
         if (r == 0)
                 return log_machine_error_errno(name, EEXIST, "cgroup %s is in use: %m", cgroup_path(cg));
+
+        /* Known before it exists, so that a state file written now records it; deserializing drops it
+         * again if the daemon died before making it. */
+        for (size_t i = 0; i < cg->n_hierarchies; i++) {
+                CGroupHierarchy *h = &cg->hierarchies[i];
+                if (asprintf(&h->payload, "%s/" CGROUP_PAYLOAD, h->dir) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(cg);
+        return 0;
+}
+
+int cgroup_direct_realize(CGroup *cg, const CGroupLimits *limits)
+{
+        /* Made afresh: v1 devices cannot be restricted again on a dir that has children (payload/), and
+         * whatever the last guest left below it goes too. */
+        int r = cgroup_remove_dirs(cg);
+        if (r < 0)
+                return log_machine_error_errno(cg->name, r, "remove the leftover cgroup %s: %m", cgroup_path(cg));
 
         r = make_dirs(cg);
         if (r >= 0 && limits)
@@ -259,12 +237,22 @@ int cgroup_direct_create(const char *name, const CGroupLimits *limits, CGroup **
         if (r >= 0) {
                 r = cgroup_open_unified(cg);
                 if (r < 0)
-                        log_machine_error_errno(name, r, "open %s: %m", cgroup_unified_path(cg));
+                        log_machine_error_errno(cg->name, r, "open %s: %m", cgroup_payload_path(cg));
         }
-        if (r < 0) {
+        if (r < 0)
                 (void)cgroup_remove_dirs(cg);
+        return r;
+}
+
+int cgroup_direct_create(const char *name, const CGroupLimits *limits, CGroup **ret)
+{
+        _cleanup_(cgroup_freep) CGroup *cg = NULL;
+        int r = cgroup_direct_prepare(name, &cg);
+        if (r < 0)
                 return r;
-        }
+        r = cgroup_direct_realize(cg, limits);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(cg);
         return 0;
 }

@@ -14,7 +14,13 @@ typedef struct CGroupHierarchy {
         char *controllers; /* NULL for cgroup2, else the v1 list as in /proc/self/cgroup: "cpu,cpuacct" */
         char *dir;         /* absolute host path of the container's cgroup directory */
         char *path;        /* the same cgroup relative to the hierarchy root, for status output */
+        /* dir/payload, where the guest runs; NULL when there is none (state from an older daemon). The limits
+         * stay on dir: the guest's cgroup namespace is rooted at payload, so a privileged guest that mounts
+         * a hierarchy can only write payload's limits, and dir's still bound the whole subtree. */
+        char *payload;
 } CGroupHierarchy;
+
+#define CGROUP_PAYLOAD "payload"
 
 struct CGroup {
         CGroupBackend backend;
@@ -56,6 +62,16 @@ uint64_t cgroup_cpu_quota_to_period_quota(uint64_t per_sec_usec, uint64_t period
 /* One entry per mounted hierarchy we are in: <own cgroup>/machine-NAME.scope, or, given fixed_path (a path
  * from a hierarchy's root, e.g. a unit's ControlGroup), that path wherever it exists. */
 int cgroup_discover(CGroup *cg, const char *fixed_path);
+
+/* Makes dir/payload in every hierarchy (v1 cpuset: with the parent's cpus/mems) and records it. */
+int cgroup_make_payload(CGroup *cg);
+/* Gives payload the cgroup2 controllers its parent has; once no process is left in the parent itself. */
+void cgroup_enable_payload_controllers(CGroup *cg);
+/* Enables for dir's children every cgroup2 controller in wanted (NULL: all that dir has) that dir has and
+ * does not enable yet; best effort, failures are logged at level (LOG_WARNING, LOG_DEBUG). dir must hold
+ * no processes. */
+void cgroup_enable_subtree_controllers(const char *dir, const char *const *wanted, int level);
+int cgroup_copy_cpuset_from_parent(const char *dir);
 
 int cgroup_direct_set_limits(CGroup *cg, const CGroupLimits *limits);
 int cgroup_direct_destroy(CGroup *cg);

@@ -37,6 +37,7 @@ CGroup *cgroup_free(CGroup *cg)
                 free(cg->hierarchies[i].controllers);
                 free(cg->hierarchies[i].dir);
                 free(cg->hierarchies[i].path);
+                free(cg->hierarchies[i].payload);
         }
         free(cg->hierarchies);
         safe_close(cg->unified_fd);
@@ -98,12 +99,19 @@ CGroupHierarchy *cgroup_find_controller(CGroup *cg, const char *controller)
         return NULL;
 }
 
+/* Where processes go: the payload, or for a cgroup recorded by an older daemon the container's dir itself. */
+static const char *procs_dir(CGroupHierarchy *h)
+{
+        return h->payload ?: h->dir;
+}
+
 int cgroup_open_unified(CGroup *cg)
 {
+        /* The clone fd: the guest's init must start in payload so that its cgroup namespace is rooted there. */
         CGroupHierarchy *h = cgroup_find_unified(cg);
         if (!h)
                 return 0;
-        int fd = open(h->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int fd = open(procs_dir(h), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         safe_close(cg->unified_fd);
@@ -282,6 +290,12 @@ const char *cgroup_unified_path(CGroup *cg)
 {
         CGroupHierarchy *h = cgroup_find_unified(cg);
         return h ? h->dir : NULL;
+}
+
+const char *cgroup_payload_path(CGroup *cg)
+{
+        CGroupHierarchy *h = cgroup_find_unified(cg);
+        return h ? procs_dir(h) : NULL;
 }
 
 const char *cgroup_path(CGroup *cg)
@@ -504,8 +518,8 @@ int cgroup_is_empty(CGroup *cg)
         return 1;
 }
 
-/* True when pid's cgroup in the hierarchy is h's directory or below it. */
-static bool pid_in_hierarchy(const char *proc_cgroup, CGroupHierarchy *h)
+/* True when pid's cgroup in the hierarchy is path or below it. */
+static bool pid_in_hierarchy(const char *proc_cgroup, CGroupHierarchy *h, const char *want)
 {
         _cleanup_free_ char *copy = strdup(proc_cgroup);
         if (!copy)
@@ -517,8 +531,8 @@ static bool pid_in_hierarchy(const char *proc_cgroup, CGroupHierarchy *h)
                         continue;
                 if (!streq_ptr(controllers, h->controllers))
                         continue;
-                size_t l = strlen(h->path);
-                return strncmp(path, h->path, l) == 0 && (path[l] == 0 || path[l] == '/');
+                size_t l = strlen(want);
+                return strncmp(path, want, l) == 0 && (path[l] == 0 || path[l] == '/');
         }
         return false;
 }
@@ -536,10 +550,17 @@ int cgroup_attach_dirs(CGroup *cg, pid_t pid)
         snprintf(buf, sizeof(buf), "%d", (int)pid);
         for (size_t i = 0; i < cg->n_hierarchies; i++) {
                 CGroupHierarchy *h = &cg->hierarchies[i];
-                /* Never pull a process back out of a sub-cgroup the guest has put it in. */
-                if (pid_in_hierarchy(proc_cgroup, h))
+                _cleanup_free_ char *want = NULL, *procs = NULL;
+                if (h->payload ? asprintf(&want, "%s/" CGROUP_PAYLOAD, streq(h->path, "/") ? "" : h->path) < 0
+                               : !(want = strdup(h->path)))
+                        return -ENOMEM;
+                /* Never pull a process back out of a sub-cgroup the guest has put it in. A process in
+                 * the container's dir itself (systemd made the scope with it) still moves to payload. */
+                if (pid_in_hierarchy(proc_cgroup, h, want))
                         continue;
-                r = cgroup_write(h, "cgroup.procs", buf);
+                if (asprintf(&procs, "%s/cgroup.procs", procs_dir(h)) < 0)
+                        return -ENOMEM;
+                r = write_string_file(procs, buf);
                 if (r < 0)
                         return r;
         }
@@ -569,6 +590,94 @@ int cgroup_remove_dirs(CGroup *cg)
         return ret;
 }
 
+/* --- the payload sub-cgroup --- */
+
+static int parent_dir(const char *dir, char **ret)
+{
+        char *p = strdup(dir);
+        if (!p)
+                return -ENOMEM;
+        char *slash = strrchr(p, '/');
+        if (slash && slash != p)
+                *slash = 0;
+        *ret = p;
+        return 0;
+}
+
+/* v1 cpuset children start with empty cpus/mems, and a task cannot join such a cgroup. */
+int cgroup_copy_cpuset_from_parent(const char *dir)
+{
+        static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+        _cleanup_free_ char *parent = NULL;
+        int r = parent_dir(dir, &parent);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *from = NULL, *to = NULL, *value = NULL;
+                if (asprintf(&from, "%s/%s", parent, files[i]) < 0 || asprintf(&to, "%s/%s", dir, files[i]) < 0)
+                        return -ENOMEM;
+                r = read_one_line_file(from, &value);
+                if (r < 0)
+                        return log_error_errno(r, "read %s: %m", from);
+                r = write_string_file(to, value);
+                if (r < 0)
+                        return log_error_errno(r, "write %s: %m", to);
+        }
+        return 0;
+}
+
+void cgroup_enable_subtree_controllers(const char *dir, const char *const *wanted, int level)
+{
+        _cleanup_free_ char *available = NULL, *enabled = NULL, *p = NULL, *q = NULL;
+        if (asprintf(&p, "%s/cgroup.controllers", dir) < 0 || asprintf(&q, "%s/cgroup.subtree_control", dir) < 0)
+                return;
+        if (read_one_line_file(p, &available) < 0 || read_one_line_file(q, &enabled) < 0)
+                return;
+
+        for (char *save = NULL, *c = strtok_r(available, " ", &save); c; c = strtok_r(NULL, " ", &save)) {
+                bool want = !wanted;
+                for (const char *const *w = wanted; w && *w; w++)
+                        want = want || streq(*w, c);
+                if (!want || cgroup_list_contains(enabled, " ", c))
+                        continue;
+                char op[64];
+                snprintf(op, sizeof(op), "+%s", c);
+                int r = write_string_file(q, op);
+                if (r < 0)
+                        log_full_errno(level, r, "enable %s in %s: %m", c, q);
+        }
+}
+
+int cgroup_make_payload(CGroup *cg)
+{
+        for (size_t i = 0; i < cg->n_hierarchies; i++) {
+                CGroupHierarchy *h = &cg->hierarchies[i];
+                _cleanup_free_ char *payload = NULL;
+                if (asprintf(&payload, "%s/" CGROUP_PAYLOAD, h->dir) < 0)
+                        return -ENOMEM;
+                if (mkdir(payload, 0755) < 0 && errno != EEXIST)
+                        return log_machine_error_errno(cg->name, errno, "mkdir %s: %m", payload);
+                if (h->controllers && cgroup_controller_list_contains(h->controllers, "cpuset")) {
+                        int r = cgroup_copy_cpuset_from_parent(payload);
+                        if (r < 0)
+                                return r;
+                }
+                free(h->payload);
+                h->payload = TAKE_PTR(payload);
+        }
+        return 0;
+}
+
+void cgroup_enable_payload_controllers(CGroup *cg)
+{
+        /* The guest sees on its root (payload) the controllers it would have seen on the scope, so that a
+         * guest systemd can manage resources below it. Only valid once the scope itself holds no process. */
+        CGroupHierarchy *h = cgroup_find_unified(cg);
+        if (h && h->payload)
+                cgroup_enable_subtree_controllers(h->dir, NULL, LOG_DEBUG);
+}
+
 /* --- state file --- */
 
 static const char *backend_to_string(CGroupBackend b)
@@ -587,6 +696,8 @@ int cgroup_serialize(CGroup *cg, FILE *f)
                 CGroupHierarchy *h = &cg->hierarchies[i];
                 fprintf(f, "CGROUP_HIERARCHY=%s\nCGROUP_DIR=%s\nCGROUP_PATH=%s\n",
                         h->controllers ?: "cgroup2", h->dir, strempty(h->path));
+                if (h->payload)
+                        fprintf(f, "CGROUP_PAYLOAD=%s\n", h->payload);
         }
         return ferror(f) ? -EIO : 0;
 }
@@ -633,6 +744,10 @@ int cgroup_deserialize_item(CGroup **cgp, const char *name, const char *key, con
                 if (!last)
                         return -EINVAL;
                 r = set_string(&last->path, value);
+        } else if (streq(key, "CGROUP_PAYLOAD")) {
+                if (!last || value[0] != '/')
+                        return -EINVAL;
+                r = set_string(&last->payload, value);
         } else
                 return 0;
         return r < 0 ? r : 1;
@@ -646,6 +761,12 @@ int cgroup_deserialize_done(CGroup *cg)
                 CGroupHierarchy *h = &cg->hierarchies[i];
                 struct stat st;
                 if (h->dir && h->path && stat(h->dir, &st) >= 0 && S_ISDIR(st.st_mode)) {
+                        /* Without its payload (which nothing but us removes) the guest's processes can
+                         * only be in dir itself: kill and removal work on dir's whole subtree anyway. */
+                        if (h->payload && (stat(h->payload, &st) < 0 || !S_ISDIR(st.st_mode))) {
+                                log_machine_debug(cg->name, "cgroup %s: gone", h->payload);
+                                h->payload = mfree(h->payload);
+                        }
                         cg->hierarchies[kept++] = *h;
                         continue;
                 }
@@ -653,6 +774,7 @@ int cgroup_deserialize_done(CGroup *cg)
                 free(h->controllers);
                 free(h->dir);
                 free(h->path);
+                free(h->payload);
         }
         cg->n_hierarchies = kept;
         if (kept == 0)
@@ -665,7 +787,7 @@ int cgroup_procs_paths(CGroup *cg, char ***ret)
         _cleanup_strv_free_ char **l = NULL;
         for (size_t i = 0; i < cg->n_hierarchies; i++) {
                 char *p;
-                if (asprintf(&p, "%s/cgroup.procs", cg->hierarchies[i].dir) < 0)
+                if (asprintf(&p, "%s/cgroup.procs", procs_dir(&cg->hierarchies[i])) < 0)
                         return -ENOMEM;
                 if (strv_push(&l, p) < 0) {
                         free(p);

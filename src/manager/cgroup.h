@@ -36,12 +36,22 @@ typedef enum CGroupBackend {
 /* Direct mode. Creates <own cgroup>/machine-NAME.scope in every hierarchy the daemon is in
  * (/proc/self/cgroup), applies limits. Fails with -EEXIST if it exists and is not empty. */
 int cgroup_direct_create(const char *name, const CGroupLimits *limits, CGroup **ret);
+/* The same in two steps, so that the caller can record the cgroup (cgroup_serialize) before anything of it
+ * exists: a daemon killed while making it then leaves a state file from which the next one removes the
+ * partial cgroup. prepare only looks (discovery, the -EEXIST check); realize makes the directories and
+ * applies limits, removing what it made on failure. */
+int cgroup_direct_prepare(const char *name, CGroup **ret);
+int cgroup_direct_realize(CGroup *cg, const CGroupLimits *limits);
 
 /* Systemd mode. Starts the transient unit machine-NAME.scope in machine.slice (Delegate=yes, the limits as
  * unit properties) holding pid, and waits for its start job. On failure *ret_error (if given) gets systemd's
  * reason as text, to be passed on to the user. */
 int cgroup_systemd_create(sd_bus *bus, const char *name, const char *description, pid_t pid,
                           const CGroupLimits *limits, CGroup **ret, char **ret_error);
+/* The same, with the signal that powers the guest off (0: SIGRTMIN+4) as the scope's KillSignal=, so that
+ * stopping the scope (host shutdown, systemctl stop) shuts the guest down instead of killing it. */
+int cgroup_systemd_create_full(sd_bus *bus, const char *name, const char *description, pid_t pid,
+                               const CGroupLimits *limits, int kill_signal, CGroup **ret, char **ret_error);
 /* A deserialized systemd-mode CGroup needs the bus again before set_limits/destroy. */
 int cgroup_set_bus(CGroup *cg, sd_bus *bus);
 
@@ -51,16 +61,20 @@ const char *cgroup_unit(CGroup *cg); /* "machine-NAME.scope" in systemd mode, NU
 /* The cgroup_* functions log their own failures with the step that failed (tagged with the machine's
  * name); callers need not log them again. */
 
-/* O_DIRECTORY fd of the container's cgroup2 directory, for clone3(CLONE_INTO_CGROUP); -1 if the host has
- * no cgroup2 hierarchy. Owned by the CGroup. */
+/* The container's cgroup (machine-NAME.scope) carries the limits; processes run in its payload/ child in
+ * every hierarchy, which becomes the guest's cgroup namespace root. Usage, kill, emptiness and removal
+ * cover the whole subtree. */
+
+/* O_DIRECTORY fd of the container's cgroup2 payload directory, for clone3(CLONE_INTO_CGROUP); -1 if the
+ * host has no cgroup2 hierarchy. Owned by the CGroup. */
 int cgroup_clone_fd(CGroup *cg);
 
-/* Puts pid into the container's cgroup in every hierarchy it is not in yet (the v1 hierarchies after a
- * CLONE_INTO_CGROUP clone; all of them in systemd mode, where the scope is created with this pid). */
+/* Puts pid into the container's payload cgroup in every hierarchy it is not in yet (the v1 hierarchies after
+ * a CLONE_INTO_CGROUP clone; all of them in systemd mode, where the scope is created with this pid). */
 int cgroup_attach(CGroup *cg, pid_t pid);
 
-/* The host paths of the container's cgroup.procs files in every hierarchy, for a process that must join them
- * itself before it forks (shell sessions). A strv. */
+/* The host paths of the container's payload cgroup.procs files in every hierarchy, for a process that must
+ * join them itself before it forks (shell sessions). A strv. */
 int cgroup_procs_paths(CGroup *cg, char ***ret);
 
 int cgroup_set_limits(CGroup *cg, const CGroupLimits *limits);
@@ -81,6 +95,10 @@ int cgroup_destroy(CGroup *cg);
  * path relative to the hierarchy root ("/process_api/x/machine-foo.scope"), for status output. */
 const char *cgroup_unified_path(CGroup *cg);
 const char *cgroup_path(CGroup *cg);
+/* Host path of the cgroup2 directory the guest runs in and sees as its cgroup namespace root:
+ * <unified path>/payload (the unified path itself for a cgroup an older daemon made). The directory to
+ * delegate to a PrivateUsers guest; the limits stay above it, out of the guest's reach. */
+const char *cgroup_payload_path(CGroup *cg);
 
 /* The state file (/run/machinemgr/machines/NAME) keeps enough to find the cgroup again after a daemon
  * restart: serialize writes "CGROUP_...=..." lines; deserialize takes them back (unknown keys ignored). */

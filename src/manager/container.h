@@ -41,6 +41,9 @@ typedef struct ContainerConfig {
         uint32_t uid_shift, uid_range;
         /* Set in the child only (uid_range > 0): the detached idmapped rootfs made by the parent. */
         int root_tree_fd;
+        /* Set in the child only (uid_range > 0): one detached idmapped tree per bind, made by the parent
+         * (read-only ones already read-only), in the order of binds. */
+        const int *bind_tree_fds;
 
         /* Called in the parent between clone and letting the child go on: attach cgroups, create veths,
          * write uid maps. A negative return kills the child and fails the spawn. */

@@ -9,8 +9,11 @@
 #include "copy.h"
 
 #include <fcntl.h>
+#include <linux/securebits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/fsuid.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -32,7 +35,27 @@ typedef struct CopyJob {
         char *dst_name;    /* a single name below dst_parent_fd */
         char *dst_path;    /* for messages */
         char *machine;
+        bool to_guest;
+        uint32_t uid_shift, uid_range; /* the machine's PrivateUsers= range, 0 = none */
 } CopyJob;
+
+/* Owners under PrivateUsers=: uid N in the guest is N on the host, as on the idmapped rootfs (where
+ * the daemon, outside the guest's user namespace, sees it as uid_shift + N). Ids the other side cannot
+ * represent (>= the range on the host, unmapped ones in the guest) become nobody (65534), which is what
+ * the guest's kernel shows for an unmapped id. Set in the worker only. */
+static uint32_t id_shift, id_range;
+static bool id_to_guest;
+
+#define NOBODY 65534U
+
+static uint32_t map_id(uint32_t id)
+{
+        if (id_range == 0)
+                return id;
+        if (id_to_guest)
+                return id_shift + (id < id_range ? id : NOBODY);
+        return id >= id_shift && id - id_shift < id_range ? id - id_shift : NOBODY;
+}
 
 static void copy_job_done(CopyJob *j)
 {
@@ -118,7 +141,7 @@ static int copy_xattrs_fd(int in, int out)
 static int copy_metadata_fd(int in, int out, const struct stat *st)
 {
         struct timespec ts[2] = { st->st_atim, st->st_mtim };
-        if (fchown(out, st->st_uid, st->st_gid) < 0 || fchmod(out, st->st_mode & 07777) < 0)
+        if (fchown(out, map_id(st->st_uid), map_id(st->st_gid)) < 0 || fchmod(out, st->st_mode & 07777) < 0)
                 return -errno;
         int r = copy_xattrs_fd(in, out);
         if (r < 0)
@@ -144,7 +167,7 @@ static int copy_special(int sdfd, const char *sname, int ddfd, const char *name,
                 return -errno;
 
         struct timespec ts[2] = { st->st_atim, st->st_mtim };
-        if (fchownat(ddfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+        if (fchownat(ddfd, name, map_id(st->st_uid), map_id(st->st_gid), AT_SYMLINK_NOFOLLOW) < 0 ||
             utimensat(ddfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
         return 0;
@@ -245,6 +268,20 @@ static int copy_work(void *userdata, ImageError *e)
         int r;
 
         umask(0); /* modes are set as the source has them */
+        id_shift = j->uid_shift;
+        id_range = j->uid_range;
+        id_to_guest = j->to_guest;
+        if (j->uid_range > 0 && j->to_guest) {
+                /* Creating through the idmapped rootfs (or on a tmpfs of the guest) needs an fsuid that
+                 * is mapped there: the guest's root. Without the fixup, changing the fsuid from 0 would
+                 * drop CAP_CHOWN, CAP_DAC_OVERRIDE and the rest that the copy needs. */
+                if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) < 0)
+                        return copy_error(e, -errno, "%s: keep capabilities", j->machine);
+                (void) setfsgid(j->uid_shift);
+                (void) setfsuid(j->uid_shift);
+                if ((uint32_t) setfsuid((uid_t) -1) != j->uid_shift || (uint32_t) setfsgid((gid_t) -1) != j->uid_shift)
+                        return copy_error(e, -EPERM, "%s: act as the guest's root", j->machine);
+        }
         if (fstat(j->src_fd, &st) < 0)
                 return copy_error(e, -errno, "%s: stat the source", j->machine);
 
@@ -364,6 +401,9 @@ static int copy_prepare(Machine *machine, bool to_guest, const char *src, const 
                 return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: copy destination %s/%s exists%s",
                                          name, streq(dir, "/") ? "" : dir, j->dst_name,
                                          to_guest ? " in the guest" : "");
+        j->to_guest = to_guest;
+        j->uid_shift = machine->uid_shift;
+        j->uid_range = machine->uid_range;
         if (asprintf(&j->dst_path, "%s%s%s", dir, streq(dir, "/") ? "" : "/", j->dst_name) < 0 ||
             !(j->machine = strdup(name)))
                 return -ENOMEM;

@@ -33,15 +33,8 @@ int userns_machine_prepare(Machine *m, sd_bus_error *error)
                 m->uid_shift = m->uid_range = 0;
                 return 0;
         }
-        /* The overlay of Ephemeral= is made in the child, where it cannot be idmapped (yet). */
-        if (m->settings->ephemeral > 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
-                                         "%s: PrivateUsers= together with Ephemeral= is not supported yet", m->name);
-        /* sysfs may only be mounted from a user namespace that owns the network namespace too. */
-        if (m->settings->network_mode == NETWORK_HOST)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
-                                         "%s: PrivateUsers= needs a private network (Network=host shares the "
-                                         "host's, whose /sys the guest could not mount)", m->name);
+        /* Ephemeral= is an overlay made by the guest's root over the idmapped tree; Network=host gets the
+         * host's /sys bound read-only (mount-setup.c): neither needs a refusal any more. */
         if (mode == PRIVATE_USERS_PICK)
                 base = size = 0;
 
@@ -68,7 +61,8 @@ int userns_machine_pre_start(Machine *m)
 {
         if (m->uid_range == 0 || !m->cgroup)
                 return 0;
-        const char *path = cgroup_unified_path(m->cgroup);
+        /* Only payload, the guest's cgroup namespace root: the limits on the scope above stay root's. */
+        const char *path = cgroup_payload_path(m->cgroup);
         if (!path)
                 return 0;
         /* systemd's Delegate= would chown only for a unit with User=; a transient scope has none, so we

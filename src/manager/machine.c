@@ -481,15 +481,21 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
         if (m->manager->cgroup_backend == CGROUP_BACKEND_DIRECT) {
                 CGroupLimits limits;
                 limits_from_settings(m->settings, &limits);
-                r = cgroup_direct_create(m->name, &limits, &m->cgroup);
+                r = cgroup_direct_prepare(m->name, &m->cgroup);
                 if (r < 0)
                         return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: create cgroup: %s",
                                                  m->name, strerror(-r));
-                /* Recorded before anything can run in it: a daemon killed from here on leaves a state file
-                 * whose leader is not (yet) known, and the next daemon kills and removes the whole cgroup
-                 * instead of leaving an orphan — or an unsupervised guest — behind. */
+                /* Recorded before any of it exists: a daemon killed from here on leaves a state file whose
+                 * leader is not (yet) known, and the next daemon kills and removes whatever of the cgroup
+                 * was made instead of leaving an orphan — or an unsupervised guest — behind. */
                 m->leader = 0;
                 (void)machine_save(m);
+                r = cgroup_direct_realize(m->cgroup, &limits);
+                if (r < 0) {
+                        m->cgroup = cgroup_free(m->cgroup);
+                        return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: create cgroup: %s",
+                                                 m->name, strerror(-r));
+                }
         }
 
         ContainerConfig c = {

@@ -217,15 +217,25 @@ static int setup_proc(int root_fd, bool private_network, const char **ret_step)
  * /sys/fs/cgroup. Only cgroup2 is offered, also on hybrid hosts: systemd in the guest then runs in
  * unified mode, which needs nothing but a delegated subtree, and the guest gets no cgroup v1
  * hierarchy whose release_agent it could write. */
-static int setup_sys(int root_fd, const char **ret_step)
+static int setup_sys(int root_fd, bool bind_host_sys, const char **ret_step)
 {
         int r;
 
         _cleanup_close_ int target = open_target(root_fd, "sys", false);
         if (target < 0)
                 return fail(ret_step, target, "open %s", "/sys");
-        r = fs_mount(target, "sysfs", NULL, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                                    MOUNT_ATTR_NOEXEC);
+        /* PrivateUsers= with Network=host: sysfs may only be mounted by a user namespace that owns the
+         * network namespace, so the guest gets the host's /sys, recursively read-only. Its files are
+         * owned by the host's root, which is unmapped (nobody) in the guest: guest root could not write
+         * them even if it cleared the read-only flag of its copy. The host's cgroup mounts below it are
+         * covered by the guest's own cgroup2 next. */
+        if (bind_host_sys) {
+                _cleanup_close_ int sys_fd = bind_clone(AT_FDCWD, "/sys", true, MOUNT_ATTR_RDONLY |
+                                                        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+                r = sys_fd < 0 ? sys_fd : attach(sys_fd, target);
+        } else
+                r = fs_mount(target, "sysfs", NULL, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                                            MOUNT_ATTR_NOEXEC);
         if (r < 0)
                 return fail(ret_step, r, "mount %s", "/sys");
 
@@ -426,11 +436,19 @@ int mount_setup_guest(const ContainerConfig *c, int *ret_root_fd, const char **r
                 if (r < 0)
                         return fail(ret_step, r, "%s", "become root in the user namespace");
         }
+        /* The overlay's upper layer is a tmpfs of the guest's user namespace, made as its root. */
+        if (c->uid_range > 0 && c->ephemeral) {
+                int overlay_fd = ephemeral_mount_over(root_fd, ret_step);
+                if (overlay_fd < 0)
+                        return overlay_fd;
+                safe_close(root_fd);
+                root_fd = overlay_fd;
+        }
 
         r = setup_proc(root_fd, c->private_network, ret_step);
         if (r < 0)
                 return r;
-        r = setup_sys(root_fd, ret_step);
+        r = setup_sys(root_fd, c->uid_range > 0 && !c->private_network, ret_step);
         if (r < 0)
                 return r;
         r = setup_dev(root_fd, c->console_path, c->uid_range > 0, ret_step);
@@ -440,7 +458,7 @@ int mount_setup_guest(const ContainerConfig *c, int *ret_root_fd, const char **r
         if (r < 0)
                 return r;
         /* After /dev and /run, so that binds below them land on top of their tmpfs. */
-        r = binds_mount(root_fd, c->binds, c->n_binds, ret_step);
+        r = binds_mount(root_fd, c->binds, c->n_binds, c->bind_tree_fds, ret_step);
         if (r < 0)
                 return r;
 

@@ -205,6 +205,21 @@ int userns_idmapped_tree(pid_t pid, const char *path)
         return TAKE_FD(tree_fd);
 }
 
+int userns_idmapped_bind(pid_t pid, const char *source, bool read_only)
+{
+        _cleanup_close_ int tree_fd = userns_idmapped_tree(pid, source);
+        if (tree_fd < 0)
+                return tree_fd;
+        /* Set here, before the guest has the tree. Every submount too: a read-only bind of /srv must not
+         * leave /srv/data writable. */
+        if (read_only) {
+                struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+                if (mount_setattr(tree_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+                        return -errno;
+        }
+        return TAKE_FD(tree_fd);
+}
+
 static int chown_at(int dir_fd, const char *name, uid_t uid, gid_t gid)
 {
         if (fchownat(dir_fd, name, uid, gid, AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH)) < 0)

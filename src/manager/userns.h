@@ -43,6 +43,12 @@ int userns_write_maps(pid_t pid, uint32_t base, uint32_t size);
  * needs CAP_SYS_ADMIN in the user namespace of the file system, i.e. the initial one. */
 int userns_idmapped_tree(pid_t pid, const char *path);
 
+/* The same for a Bind=/BindReadOnly= source (recursively read-only when asked): looked up with the
+ * daemon's privileges, so a source below a 0700 directory works, and shown with the rootfs' mapping
+ * (0 on the host = 0 in the guest). The file system must support idmapped mounts (ext4, xfs, btrfs,
+ * tmpfs, ...; not NFS or procfs): -EINVAL otherwise. */
+int userns_idmapped_bind(pid_t pid, const char *source, bool read_only);
+
 /* Makes the container's cgroup2 directory writable by the guest's root (base): the directory itself and
  * the files the kernel's delegation model names (cgroup.procs, cgroup.threads, cgroup.subtree_control,
  * and whatever /sys/kernel/cgroup/delegate lists). */

@@ -75,11 +75,16 @@ int main(void)
         ASSERT(streq(cgroup_path(cg), expected));
         ASSERT(cgroup_backend(cg) == CGROUP_BACKEND_SYSTEMD);
         ASSERT(cgroup_attach(cg, child) >= 0);
+        /* Moved from the scope into payload/ in every hierarchy: the scope itself holds no process. */
         for (size_t i = 0; i < cg->n_hierarchies; i++) {
-                _cleanup_free_ char *p = NULL, *procs = NULL;
-                ASSERT(asprintf(&p, "%s/cgroup.procs", cg->hierarchies[i].dir) >= 0);
+                _cleanup_free_ char *p = NULL, *q = NULL, *procs = NULL, *scope_procs = NULL;
+                ASSERT(cg->hierarchies[i].payload);
+                ASSERT(asprintf(&p, "%s/cgroup.procs", cg->hierarchies[i].payload) >= 0);
                 ASSERT(read_full_file(p, &procs, NULL) >= 0);
                 ASSERT(atoi(procs) == child);
+                ASSERT(asprintf(&q, "%s/cgroup.procs", cg->hierarchies[i].dir) >= 0);
+                ASSERT(read_full_file(q, &scope_procs, NULL) >= 0);
+                ASSERT(scope_procs[0] == 0);
         }
         check_limits(bus, unit, 64 * MiB, 200000, 20);
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Direct-mode cgroups on the real host: limits land in the controller files and are enforced, usage is
- * readable, kill empties, destroy leaves nothing, the state file round-trips. Needs root. */
+ * readable, kill empties, destroy leaves nothing, the state file round-trips. Processes run in payload/
+ * below the limits, and raising payload's own limits (what a guest root can do) gains nothing. Needs
+ * root. */
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -239,14 +241,31 @@ static void test_limits_and_usage(void)
         ASSERT(read(ready[0], &c, 1) == 1);
         close(ready[0]);
         close(ready[1]);
-        for (size_t i = 0; i < cg->n_hierarchies; i++)
-                ASSERT(file_contains_pid(cg->hierarchies[i].dir, pid));
+        /* In payload in every hierarchy (cgroup2 by the clone fd, v1 by cgroup_attach), never in the dir
+         * that carries the limits. */
+        for (size_t i = 0; i < cg->n_hierarchies; i++) {
+                CGroupHierarchy *hi = &cg->hierarchies[i];
+                _cleanup_free_ char *want = NULL;
+                ASSERT(asprintf(&want, "%s/payload", hi->dir) >= 0);
+                ASSERT(streq_ptr(hi->payload, want));
+                ASSERT(file_contains_pid(hi->payload, pid));
+                ASSERT(!file_contains_pid(hi->dir, pid));
+        }
+        if (cgroup_find_unified(cg)) {
+                _cleanup_free_ char *want = NULL;
+                ASSERT(asprintf(&want, "%s/payload", cgroup_unified_path(cg)) >= 0);
+                ASSERT(streq_ptr(cgroup_payload_path(cg), want));
+        }
+        _cleanup_strv_free_ char **procs_paths = NULL;
+        ASSERT(cgroup_procs_paths(cg, &procs_paths) >= 0);
+        STRV_FOREACH(pp, procs_paths)
+                ASSERT(strstr(*pp, "/payload/cgroup.procs"));
         ASSERT(cgroup_is_empty(cg) == 0);
 
         /* Attaching again must not move the process out of a sub-cgroup its guest put it in. */
         CGroupHierarchy *h = cgroup_find_unified(cg) ?: &cg->hierarchies[0];
         _cleanup_free_ char *sub = NULL, *subsub = NULL, *procs = NULL, *pidstr = NULL;
-        ASSERT(asprintf(&sub, "%s/init.scope", h->dir) >= 0 && asprintf(&subsub, "%s/deeper", sub) >= 0);
+        ASSERT(asprintf(&sub, "%s/init.scope", h->payload) >= 0 && asprintf(&subsub, "%s/deeper", sub) >= 0);
         ASSERT(asprintf(&procs, "%s/cgroup.procs", sub) >= 0 && asprintf(&pidstr, "%d", (int)pid) >= 0);
         ASSERT(mkdir(sub, 0755) >= 0 && mkdir(subsub, 0755) >= 0);
         ASSERT(write_string_file(procs, pidstr) >= 0);
@@ -291,6 +310,18 @@ static int hog(void *arg)
         return 0; /* survived: the limit did not hold */
 }
 
+/* v1 counts an OOM kill only in the victim's own memcg (payload), cgroup2 also in every ancestor. */
+static uint64_t count_oom_kills(CGroupHierarchy *h)
+{
+        _cleanup_free_ char *p = NULL, *text = NULL;
+        uint64_t n = 0;
+        ASSERT(asprintf(&p, "%s/%s", h->controllers ? h->payload : h->dir,
+                        h->controllers ? "memory.oom_control" : "memory.events") >= 0);
+        ASSERT(read_full_file(p, &text, NULL) >= 0);
+        ASSERT(cgroup_parse_keyed(text, "oom_kill", &n) >= 0);
+        return n;
+}
+
 static void test_oom(void)
 {
         CGroup *cg = create("oom", 64 * MiB, UINT64_MAX, UINT64_MAX);
@@ -299,12 +330,7 @@ static void test_oom(void)
         ASSERT(si.si_code == CLD_KILLED && si.si_status == SIGKILL);
 
         CGroupHierarchy *mem = cgroup_find_controller(cg, "memory");
-        _cleanup_free_ char *p = NULL, *text = NULL;
-        uint64_t oom_kills = 0;
-        ASSERT(asprintf(&p, "%s/%s", mem->dir, mem->controllers ? "memory.oom_control" : "memory.events") >=
-               0);
-        ASSERT(read_full_file(p, &text, NULL) >= 0);
-        ASSERT(cgroup_parse_keyed(text, "oom_kill", &oom_kills) >= 0);
+        uint64_t oom_kills = count_oom_kills(mem);
         ASSERT(oom_kills >= 1);
         /* memory.failcnt stays 0 on recent kernels; the peak shows the limit was reached, not passed. */
         uint64_t peak = read_u64(mem, mem->controllers ? "memory.max_usage_in_bytes" : "memory.peak");
@@ -341,6 +367,56 @@ static void test_tasks_max(void)
         ASSERT(cgroup_get_usage(cg, &u) >= 0);
         ASSERT(u.tasks_current == 19);
         ASSERT(cgroup_kill(cg, SIGKILL) >= 0);
+        wait_empty(cg);
+        destroy(cg);
+}
+
+/* What a privileged guest can do after mounting a hierarchy at its cgroup namespace root: raise payload's
+ * own pids.max. The container's TasksMax still holds for the whole subtree. */
+static void test_payload_tasks_max(void)
+{
+        CGroup *cg = create("ptasks", UINT64_MAX, UINT64_MAX, 20);
+        CGroupHierarchy *h = cgroup_find_controller(cg, "pids");
+        ASSERT(h && h->payload);
+        _cleanup_free_ char *p = NULL;
+        ASSERT(asprintf(&p, "%s/pids.max", h->payload) >= 0);
+        ASSERT(write_string_file(p, "1000") >= 0);
+
+        pid_t pid = spawn(cg, fork_loop, NULL);
+        siginfo_t si = wait_child(pid);
+        ASSERT(si.si_code == CLD_EXITED);
+        fprintf(stderr, "payload tasks: pids.max 1000 in payload, %d forks succeeded\n", si.si_status);
+        ASSERT(si.si_status == 19);
+        ASSERT(read_u64(h, "pids.max") == 20);
+        ASSERT(cgroup_kill(cg, SIGKILL) >= 0);
+        wait_empty(cg);
+        destroy(cg);
+}
+
+/* The same for memory: payload's limit raised to 1 GiB, the container's 64 MiB still OOM-kills. */
+static void test_payload_oom(void)
+{
+        CGroup *cg = create("poom", 64 * MiB, UINT64_MAX, UINT64_MAX);
+        CGroupHierarchy *h = cgroup_find_controller(cg, "memory");
+        ASSERT(h && h->payload);
+        /* v1 wants memsw >= limit: from unlimited, the limit goes first. */
+        static const char *const v1[] = {"memory.limit_in_bytes", "memory.memsw.limit_in_bytes"};
+        static const char *const v2[] = {"memory.max", "memory.swap.max"};
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_free_ char *p = NULL;
+                ASSERT(asprintf(&p, "%s/%s", h->payload, h->controllers ? v1[i] : v2[i]) >= 0);
+                if (access(p, F_OK) < 0)
+                        continue; /* no swap accounting */
+                ASSERT(write_string_file(p, "1073741824") >= 0);
+        }
+
+        pid_t pid = spawn(cg, hog, NULL);
+        siginfo_t si = wait_child(pid);
+        ASSERT(si.si_code == CLD_KILLED && si.si_status == SIGKILL);
+        uint64_t peak = read_u64(h, h->controllers ? "memory.max_usage_in_bytes" : "memory.peak");
+        fprintf(stderr, "payload oom: payload limit 1 GiB, killed at a peak of %" PRIu64 " MiB\n", peak / MiB);
+        ASSERT(peak <= 64 * MiB);
+        ASSERT(count_oom_kills(h) >= 1);
         wait_empty(cg);
         destroy(cg);
 }
@@ -431,6 +507,9 @@ static void test_serialize(void)
 
         ASSERT(streq_ptr(cgroup_path(copy), cgroup_path(cg)));
         ASSERT(streq_ptr(cgroup_unified_path(copy), cgroup_unified_path(cg)));
+        ASSERT(streq_ptr(cgroup_payload_path(copy), cgroup_payload_path(cg)));
+        for (size_t i = 0; i < cg->n_hierarchies; i++)
+                ASSERT(streq_ptr(copy->hierarchies[i].payload, cg->hierarchies[i].payload));
         ASSERT((cgroup_clone_fd(copy) >= 0) == (cgroup_clone_fd(cg) >= 0));
         ASSERT(copy->n_hierarchies == cg->n_hierarchies);
         CGroupLimits l;
@@ -452,6 +531,23 @@ static void test_serialize(void)
         ASSERT(cgroup_deserialize_item(&gone, "x", "CGROUP_PATH", "/nonexistent.scope") == 1);
         ASSERT(cgroup_deserialize_done(gone) == -ENOENT);
         cgroup_free(gone);
+
+        /* A state file from before payload/ existed: processes go to the dir itself. */
+        CGroup *old = create("oldstate", UINT64_MAX, UINT64_MAX, UINT64_MAX);
+        CGroup *oldcopy = NULL;
+        for (size_t i = 0; i < old->n_hierarchies; i++) {
+                CGroupHierarchy *h = &old->hierarchies[i];
+                const char *hier = h->controllers ?: "cgroup2";
+                ASSERT(cgroup_deserialize_item(&oldcopy, test_name, "CGROUP_HIERARCHY", hier) == 1);
+                ASSERT(cgroup_deserialize_item(&oldcopy, test_name, "CGROUP_DIR", h->dir) == 1);
+                ASSERT(cgroup_deserialize_item(&oldcopy, test_name, "CGROUP_PATH", h->path) == 1);
+        }
+        track(oldcopy);
+        ASSERT(cgroup_deserialize_done(oldcopy) >= 0);
+        ASSERT(streq_ptr(cgroup_payload_path(oldcopy), cgroup_unified_path(oldcopy)));
+        untrack(oldcopy);
+        cgroup_free(oldcopy);
+        destroy(old);
 }
 
 int main(void)
@@ -467,6 +563,8 @@ int main(void)
         test_limits_and_usage();
         test_oom();
         test_tasks_max();
+        test_payload_tasks_max();
+        test_payload_oom();
         test_cpu_quota();
         test_kill_signal();
         test_exists();

@@ -22,11 +22,13 @@ assert_ne "machine has a cgroup in the $HIER hierarchy" "" "$CG"
 limit_of() {
         if [[ -f "$CG/memory.max" ]]; then cat "$CG/memory.max"; else cat "$CG/memory.limit_in_bytes"; fi
 }
+# v1 counts an OOM kill only in the victim's own cgroup (the guest runs in $CG/payload and below), so
+# sum the subtree; cgroup2's memory.events is hierarchical already.
 oom_kills() {
         if [[ -f "$CG/memory.events" ]]; then
                 awk '$1 == "oom_kill" {print $2}' "$CG/memory.events"
         else
-                awk '$1 == "oom_kill" {print $2}' "$CG/memory.oom_control"
+                find "$CG" -name memory.oom_control -exec awk '$1 == "oom_kill" {n += $2} END {print n + 0}' {} +
         fi
 }
 assert_eq "limit written to the cgroup" $((64 * 1024 * 1024)) "$(limit_of 2>/dev/null || true)"
