@@ -300,3 +300,51 @@ FdStore *fdstore_free(FdStore *s)
         free(s);
         return NULL;
 }
+
+/* ---- envelopes for the service manager's fd store (see fdstore.h) ---- */
+
+int fdstore_wrap_fd(int fd, int *ret_envelope)
+{
+        int pair[2];
+        if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair) < 0)
+                return -errno;
+        /* The message waits in pair[0]'s queue; the sending end is not needed once it is there. */
+        int r = send_with_fd(pair[1], "fd", fd);
+        safe_close(pair[1]);
+        if (r < 0) {
+                safe_close(pair[0]);
+                return r;
+        }
+        *ret_envelope = pair[0];
+        return 0;
+}
+
+int fdstore_unwrap_fd(int envelope, int *ret_fd)
+{
+        struct stat st;
+        if (fstat(envelope, &st) < 0)
+                return -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return -ENOTSOCK;
+
+        char buf[8];
+        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                            .msg_controllen = sizeof control.buf};
+        /* MSG_PEEK installs a copy of the passed fd and leaves the message queued, so the envelope
+         * still in the store is good for the next restart too. */
+        if (recvmsg(envelope, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
+                return -errno;
+        int fd = -1;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                        memcpy(&fd, CMSG_DATA(c), sizeof(int));
+        if (fd < 0)
+                return -EBADMSG;
+        *ret_fd = fd;
+        return 0;
+}

@@ -25,5 +25,14 @@ int fdstore_remove(FdStore *s, const char *name);
 int fdstore_get_all(FdStore *s, char ***ret_names, int **ret_fds, size_t *ret_n);
 FdStore *fdstore_free(FdStore *s);
 
+/* The service manager's fd store (FDSTORE=1) closes and forgets any fd that reports EPOLLHUP, and a pty
+ * master does so whenever no slave is open: before the guest opened /dev/console, and whenever the guest
+ * has it closed for a moment. So a console goes into that store inside an envelope: an AF_UNIX datagram
+ * socket whose receive queue holds the master (SCM_RIGHTS). A datagram socket never reports EPOLLHUP
+ * (not even when its peer is gone), so the store keeps it for as long as we want. */
+int fdstore_wrap_fd(int fd, int *ret_envelope);
+/* The fd inside an envelope, read with MSG_PEEK so that the envelope (shared with the store) keeps it. */
+int fdstore_unwrap_fd(int envelope, int *ret_fd);
+
 /* The holder's main loop: listen_fd is the bound, listening socket. Returns the exit status. */
 int fdstore_holder_run(int listen_fd);
