@@ -301,6 +301,10 @@ static int report_exit(sd_bus *bus, const char *name, bool failed_if_gone, bool 
                         cli_error(name, "%s", what);
                 return status;
         }
+        /* The guest powered itself off (machinemgrd's reading of init killed by SIGINT): a clean end, so
+         * machinemgr@.service ends inactive instead of failed and Restart=on-failure leaves it alone. */
+        if (streq(result, "poweroff"))
+                return 0;
         if (streq(result, "killed") && poweroff_requested)
                 return 0; /* an init that dies from the power-off signal did what was asked */
         cli_error(name, "%s", what);
@@ -347,6 +351,15 @@ static int start_one(sd_bus *bus, const char *name)
         }
 
         r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0 && arg.follow && sd_bus_error_has_name(&error, "org.machinemgr1.Error.MachineExists")) {
+                /* machinemgr@NAME.service started for a machine that already runs (started by hand, or
+                 * the service was restarted while the guest stayed up): follow that one instead of
+                 * failing, so the service tracks the guest either way. */
+                if (!arg.quiet)
+                        fprintf(stderr, "%s is already running, following it.\n", name);
+                sd_bus_error_free(&error);
+                r = 0;
+        }
         if (r < 0) {
                 waiter_done(&w);
                 return cli_bus_error(name, "failed to start", &error, r);

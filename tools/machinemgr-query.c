@@ -428,6 +428,8 @@ static void format_exit(char *buf, size_t len, const char *result, int status, c
                 snprintf(buf, len, "exited with status %d", status);
         else if (streq(result, "killed"))
                 snprintf(buf, len, "killed by signal SIG%s", sigabbrev_np(status) ?: "?");
+        else if (streq(result, "poweroff"))
+                snprintf(buf, len, "powered off by the guest");
         else if (streq(result, "failed"))
                 snprintf(buf, len, "failed: %s%s%s", message, *message ? ": " : "", strerror(status));
         else

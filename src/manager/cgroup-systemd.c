@@ -2,8 +2,10 @@
 /* Systemd mode: the container's cgroup is the transient unit machine-NAME.scope in machine.slice, so systemd
  * knows what runs there, shows it in systemctl/journalctl, and applies the limits as unit properties. With
  * Delegate=yes the subtree below the scope is ours (and the guest's), which is why the generic code in
- * cgroup.c can read usage, kill and check emptiness straight from the scope's directories. */
+ * cgroup.c can read usage, kill and check emptiness straight from the scope's directories, and why the
+ * guest can run in the scope's payload/ child, below the limits systemd wrote on the scope. */
 
+#include <signal.h>
 #include <time.h>
 
 #include "cgroup-internal.h"
@@ -14,6 +16,8 @@
 #define SYSTEMD_PATH "/org/freedesktop/systemd1"
 #define SYSTEMD_MANAGER "org.freedesktop.systemd1.Manager"
 #define JOB_TIMEOUT_USEC (30 * UINT64_C(1000000))
+/* A Debian guest powers off in a few seconds; the host's shutdown must not wait systemd's default 90 s. */
+#define SCOPE_STOP_TIMEOUT_USEC (30 * UINT64_C(1000000))
 
 static void bus_message_unrefp(sd_bus_message **m)
 {
@@ -84,8 +88,35 @@ static int wait_for_job(sd_bus *bus, JobWait *w)
         return 0;
 }
 
+/* How stopping the scope ends the guest: the host's shutdown stops machine-NAME.scope (as does
+ * `systemctl stop` of it, or machinectl terminate), and systemd's default SIGTERM would make the guest's
+ * systemd re-execute itself rather than shut down, so the stop would hang until TimeoutStopSec and end in
+ * SIGKILL. KillSignal= is the guest's power-off signal instead. KillMode=control-group, not nspawn's mixed:
+ * a scope has no main process here (systemd < 255), so mixed would send nothing and go straight to SIGKILL.
+ * Every guest process gets the signal; init takes it as "power off", and the others (which do not handle
+ * it) end at once, so the guest's shutdown is quick. TimeoutStopSec bounds the wait before SIGKILL, so a
+ * guest that ignores the signal cannot hold up the host's shutdown for long.
+ * Ordering at shutdown (stop jobs run in reverse): machinemgr@NAME.service first (Before= it: it powers its
+ * guest off gracefully through the daemon), then this scope, then machinemgrd (After= it): the daemon must
+ * outlive the guest, since with it and its fd store gone the guest's console gives EIO and its systemd
+ * shuts down at one console retry per second. The ordering costs nothing at start: the daemon only makes
+ * scopes once it has sent READY=1, and the instance's start job is already running by then. */
+static int append_stop_properties(sd_bus_message *m, const char *unit, int kill_signal)
+{
+        /* machine-ESCAPED.scope -> machinemgr@ESCAPED.service: instance names are escaped the same way. */
+        _cleanup_free_ char *instance = NULL;
+        size_t l = strlen(unit);
+        if (asprintf(&instance, "machinemgr@%.*s.service", (int)(l - strlen("machine-") - strlen(".scope")),
+                     unit + strlen("machine-")) < 0)
+                return -ENOMEM;
+        return sd_bus_message_append(m, "(sv)(sv)(sv)(sv)(sv)(sv)", "KillSignal", "i",
+                                     kill_signal > 0 ? kill_signal : SIGRTMIN + 4, "KillMode", "s", "control-group",
+                                     "SendSIGKILL", "b", 1, "TimeoutStopUSec", "t", SCOPE_STOP_TIMEOUT_USEC,
+                                     "After", "as", 1, "machinemgrd.service", "Before", "as", 1, instance);
+}
+
 static int start_scope(sd_bus *bus, const char *unit, const char *description, pid_t pid,
-                       const CGroupLimits *limits, sd_bus_error *error, char **ret_result)
+                       const CGroupLimits *limits, int kill_signal, sd_bus_error *error, char **ret_result)
 {
         /* Subscribe before the call: the job may finish before StartTransientUnit's reply is read. */
         JobWait w = {};
@@ -108,6 +139,8 @@ static int start_scope(sd_bus *bus, const char *unit, const char *description, p
                                           "PIDs", "au", 1, (uint32_t)pid);
         if (r >= 0 && limits)
                 r = append_limits(m, limits);
+        if (r >= 0)
+                r = append_stop_properties(m, unit, kill_signal);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
@@ -152,6 +185,12 @@ static void set_error(char **ret_error, const char *what, const char *unit, cons
 int cgroup_systemd_create(sd_bus *bus, const char *name, const char *description, pid_t pid,
                           const CGroupLimits *limits, CGroup **ret, char **ret_error)
 {
+        return cgroup_systemd_create_full(bus, name, description, pid, limits, 0, ret, ret_error);
+}
+
+int cgroup_systemd_create_full(sd_bus *bus, const char *name, const char *description, pid_t pid,
+                               const CGroupLimits *limits, int kill_signal, CGroup **ret, char **ret_error)
+{
         _cleanup_(cgroup_freep) CGroup *cg = cgroup_new(CGROUP_BACKEND_SYSTEMD, name);
         if (!cg || machine_scope_unit_name(name, &cg->unit) < 0)
                 return -ENOMEM;
@@ -159,7 +198,7 @@ int cgroup_systemd_create(sd_bus *bus, const char *name, const char *description
 
         sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *result = NULL, *control_group = NULL;
-        int r = start_scope(bus, cg->unit, description, pid, limits, &error, &result);
+        int r = start_scope(bus, cg->unit, description, pid, limits, kill_signal, &error, &result);
         if (r < 0) {
                 set_error(ret_error, "start", cg->unit, bus_error_text(&error, r));
                 log_machine_error_errno(name, r, "start %s: %s", cg->unit, bus_error_text(&error, r));
@@ -180,11 +219,25 @@ int cgroup_systemd_create(sd_bus *bus, const char *name, const char *description
                 return r;
         }
         r = cgroup_discover(cg, control_group);
-        if (r >= 0)
-                r = cgroup_open_unified(cg);
         if (r < 0)
                 return log_machine_error_errno(name, r, "find the cgroup of %s (%s): %m", cg->unit,
                                                control_group);
+
+        /* The pid is still waiting before it unshares its cgroup namespace: move it to payload/ in every
+         * hierarchy systemd made the scope in, so that the namespace is rooted below the scope's limits.
+         * Delegate=yes makes the subtree ours; the scope's cgroup2 dir holds no process afterwards, as a
+         * delegated cgroup with children must. */
+        r = cgroup_make_payload(cg);
+        if (r < 0)
+                return r;
+        r = cgroup_attach_dirs(cg, pid);
+        if (r < 0)
+                return log_machine_error_errno(name, r, "move PID %d into %s/" CGROUP_PAYLOAD ": %m", (int)pid,
+                                               control_group);
+        cgroup_enable_payload_controllers(cg);
+        r = cgroup_open_unified(cg);
+        if (r < 0)
+                return log_machine_error_errno(name, r, "open %s: %m", cgroup_payload_path(cg));
 
         *ret = TAKE_PTR(cg);
         return 0;

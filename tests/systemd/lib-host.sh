@@ -162,11 +162,12 @@ console_write() {
         machinemgr shell "$name" /bin/sh -c "echo '$line' >/dev/console"
 }
 
-# How a clean power-off looks in GetMachineExit: init exited 0, or — what the
-# kernel does when PID 1 of a PID namespace calls reboot(RB_POWER_OFF), as
-# systemd-shutdown does — init killed by SIGINT (SIGHUP would be a reboot).
+# How a clean power-off looks in GetMachineExit: init exited 0, or result
+# "poweroff" (status 2): the kernel ends a PID namespace's init with SIGINT when
+# it calls reboot(RB_POWER_OFF), as systemd-shutdown does, and machinemgrd
+# records that as the guest powering itself off (docs/DBUS.md).
 # shellcheck disable=SC2034 # used by the test scripts that source this
-CLEAN_EXIT_RE='^sits ("exited" 0|"killed" 2) '
+CLEAN_EXIT_RE='^sits ("exited" 0|"poweroff" 2) '
 
 # Manager.GetMachineExit as busctl prints it: sits "RESULT" STATUS TIMESTAMP "MESSAGE".
 machine_exit() {

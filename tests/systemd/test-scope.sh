@@ -18,6 +18,13 @@ check_eq "Delegate=yes" yes "$(unit_prop "$SCOPE" Delegate)"
 check_eq "MemoryMax as requested" 536870912 "$(unit_prop "$SCOPE" MemoryMax)"
 check_eq "TasksMax as requested" 500 "$(unit_prop "$SCOPE" TasksMax)"
 check_eq "CPUQuotaPerSecUSec as requested" 500ms "$(unit_prop "$SCOPE" CPUQuotaPerSecUSec)"
+# Stopping the scope (host shutdown) powers the guest off: its KillSignal=, to
+# every process (a scope has no main process for KillMode=mixed to pick).
+check_eq "KillSignal=SIGRTMIN+4" "$(kill -l RTMIN+4)" "$(unit_prop "$SCOPE" KillSignal)"
+check_eq "KillMode=control-group" control-group "$(unit_prop "$SCOPE" KillMode)"
+check_eq "TimeoutStopUSec bounded" 30s "$(unit_prop "$SCOPE" TimeoutStopUSec)"
+check_match "stopped before machinemgrd at shutdown" machinemgrd.service "$(unit_prop "$SCOPE" After)"
+check_match "stopped after machinemgr@$NAME at shutdown" "machinemgr@$NAME.service" "$(unit_prop "$SCOPE" Before)"
 
 leader="$(mm_leader "$NAME")"
 check_match "show -p Leader gives a pid" '^[0-9]+$' "$leader"
@@ -51,6 +58,19 @@ marker="console-marker-$RANDOM$RANDOM"
 check "write a line to the guest's /dev/console" console_write "$NAME" "$marker"
 check_eventually "journalctl -u $SCOPE has the console line" 15 journal_has "$marker" -u "$SCOPE"
 check_eventually "journalctl MACHINEMGR_MACHINE=$NAME has it" 15 journal_has "$marker" "MACHINEMGR_MACHINE=$NAME"
+check_match "machinemgr logs $NAME shows it (sd-journal)" "$marker" "$(machinemgr logs "$NAME" 2>&1)"
+
+# logs -f: a line written while following shows up.
+follow_out="$(mktemp)"
+defer rm -f "$follow_out"
+timeout 20 machinemgr logs -f "$NAME" >"$follow_out" 2>&1 &
+follow_pid=$!
+sleep 1
+marker2="follow-marker-$RANDOM$RANDOM"
+check "write another console line" console_write "$NAME" "$marker2"
+check_eventually "machinemgr logs -f $NAME prints it" 15 grep -q -- "$marker2" "$follow_out"
+kill "$follow_pid" 2>/dev/null || true
+wait "$follow_pid" 2>/dev/null || true
 
 check "machinemgr poweroff --wait" machinemgr poweroff "$NAME" --wait
 check_eventually "leader is gone" 30 sh -c "! kill -0 $leader"
@@ -60,6 +80,19 @@ check "machinemgr no longer knows a running $NAME" mm_absent "$NAME"
 left="$(find /run/machinemgr -mindepth 1 -name "*$NAME*" ! -name "$NAME.machine" 2>/dev/null)"
 check_eq "no state files left in /run/machinemgr" "" "$left"
 out="$(machine_exit "$NAME")" || true
-check_match "GetMachineExit: a clean power-off (exited 0 or SIGINT)" "$CLEAN_EXIT_RE" "$out"
+check_match "GetMachineExit: a clean power-off (exited 0 or poweroff)" "$CLEAN_EXIT_RE" "$out"
+
+# What a host shutdown does to a guest started by hand: stop its scope. The
+# guest must power itself off (not be SIGKILLed after TimeoutStopSec).
+check "start again" start_guest "$NAME"
+leader="$(mm_leader "$NAME")"
+t0=$SECONDS
+check "systemctl stop $SCOPE" timeout 60 systemctl stop "$SCOPE"
+note "scope stop took $((SECONDS - t0))s"
+check "stopping the scope took less than its stop timeout" test $((SECONDS - t0)) -lt 25
+check_eventually "leader is gone after the scope stop" 30 sh -c "! kill -0 $leader"
+check_eventually "machinemgr saw it go" 30 mm_absent "$NAME"
+out="$(machine_exit "$NAME")" || true
+check_match "stopping the scope powered the guest off" "$CLEAN_EXIT_RE" "$out"
 
 finish

@@ -58,4 +58,14 @@ check "systemctl disable --now" timeout 180 systemctl disable --now "$SVC"
 check_eq "instance disabled" disabled "$(systemctl is-enabled "$SVC" 2>&1)"
 check_eventually "scope gone at the end" 30 unit_gone "$SCOPE"
 
+# A guest started by hand: the service follows it instead of failing (MachineExists).
+check "start the guest by hand" start_guest "$NAME"
+leader="$(mm_leader "$NAME")"
+check "systemctl start for the running guest" timeout 60 systemctl start "$SVC"
+check_eq "service is active" active "$(svc_state)"
+check_eq "it follows the same guest" "$leader" "$(mm_leader "$NAME")"
+check "systemctl stop powers it off" timeout 180 systemctl stop "$SVC"
+check_eq "service inactive after stop" inactive "$(svc_state)"
+check_eventually "scope gone after stop" 30 unit_gone "$SCOPE"
+
 finish
