@@ -43,6 +43,19 @@ static int lookup_machine(Manager *m, const char *name, Machine **ret, sd_bus_er
         return 0;
 }
 
+/* The common head of every Manager method that changes a running machine: root only, then the machine by
+ * the leading name argument. */
+static int read_machine_for_change(sd_bus_message *message, Manager *m, Machine **ret, sd_bus_error *error)
+{
+        const char *name;
+        int r = bus_check_root(message, error);
+        if (r < 0)
+                return r;
+        if ((r = sd_bus_message_read(message, "s", &name)) < 0)
+                return r;
+        return lookup_machine(m, name, ret, error);
+}
+
 static int method_list_machines(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
         Manager *m = userdata;
@@ -269,18 +282,13 @@ static int method_start_machine(sd_bus_message *message, void *userdata, sd_bus_
 /* PowerOffMachine/RebootMachine/TerminateMachine share everything but the action. */
 static int machine_action(sd_bus_message *message, Manager *m, int (*action)(Machine *), sd_bus_error *error)
 {
-        const char *name;
         Machine *machine;
-        int r = bus_check_root(message, error);
+        int r = read_machine_for_change(message, m, &machine, error);
         if (r < 0)
-                return r;
-        if ((r = sd_bus_message_read(message, "s", &name)) < 0)
-                return r;
-        if ((r = lookup_machine(m, name, &machine, error)) < 0)
                 return r;
         r = action(machine);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "%s: %m", name);
+                return sd_bus_error_set_errnof(error, r, "%s: %m", machine->name);
         return sd_bus_reply_method_return(message, NULL);
 }
 
@@ -315,37 +323,30 @@ int bus_kill_machine(Machine *machine, sd_bus_message *message, const char *whom
 
 static int method_kill_machine(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
-        const char *name, *whom;
+        const char *whom;
         int32_t signo;
         Machine *machine;
-        int r = bus_check_root(message, error);
+        int r = read_machine_for_change(message, userdata, &machine, error);
         if (r < 0)
                 return r;
-        if ((r = sd_bus_message_read(message, "ssi", &name, &whom, &signo)) < 0)
-                return r;
-        if ((r = lookup_machine(userdata, name, &machine, error)) < 0)
+        if ((r = sd_bus_message_read(message, "si", &whom, &signo)) < 0)
                 return r;
         return bus_kill_machine(machine, message, whom, signo, error);
 }
 
 static int method_get_machine_console(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
-        const char *name;
         Machine *machine;
-        int r = bus_check_root(message, error);
+        int r = read_machine_for_change(message, userdata, &machine, error);
         if (r < 0)
-                return r;
-        if ((r = sd_bus_message_read(message, "s", &name)) < 0)
-                return r;
-        if ((r = lookup_machine(userdata, name, &machine, error)) < 0)
                 return r;
         if (!machine->console)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                         "%s: the console was lost when machinemgrd restarted.", name);
+                                         "%s: the console was lost when machinemgrd restarted.", machine->name);
         _cleanup_close_ int fd = -1;
         r = console_attach(machine->console, &fd);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "%s: attach console: %m", name);
+                return sd_bus_error_set_errnof(error, r, "%s: attach console: %m", machine->name);
         return sd_bus_reply_method_return(message, "h", fd);
 }
 
@@ -368,14 +369,9 @@ int bus_shell_machine(Machine *machine, sd_bus_message *message, sd_bus_error *e
 
 static int method_shell_machine(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
-        const char *name;
         Machine *machine;
-        int r = bus_check_root(message, error);
+        int r = read_machine_for_change(message, userdata, &machine, error);
         if (r < 0)
-                return r;
-        if ((r = sd_bus_message_read(message, "s", &name)) < 0)
-                return r;
-        if ((r = lookup_machine(userdata, name, &machine, error)) < 0)
                 return r;
         return bus_shell_machine(machine, message, error);
 }
