@@ -20,44 +20,70 @@ struct FdStore {
         int fd;
 };
 
-static int send_with_fd(int sock, const char *text, int fd)
+#define FDSTORE_FDS_MAX 2
+
+/* One message with up to FDSTORE_FDS_MAX fds (SCM_RIGHTS); negative entries are skipped. */
+static int send_with_fds(int sock, const char *text, const int *fds, size_t n_fds)
 {
         struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
         union {
                 struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
+                char buf[CMSG_SPACE(sizeof(int) * FDSTORE_FDS_MAX)];
         } control = {};
         struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-        if (fd >= 0) {
+        int valid[FDSTORE_FDS_MAX];
+        size_t n = 0;
+        for (size_t i = 0; i < n_fds && n < FDSTORE_FDS_MAX; i++)
+                if (fds[i] >= 0)
+                        valid[n++] = fds[i];
+        if (n > 0) {
                 mh.msg_control = &control;
-                mh.msg_controllen = sizeof control.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
                 struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
                 c->cmsg_level = SOL_SOCKET;
                 c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &fd, sizeof(int));
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+                memcpy(CMSG_DATA(c), valid, sizeof(int) * n);
         }
         return sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
-/* One message; *ret_fd is the passed fd or -1. Returns the length, 0 on EOF. */
-static ssize_t recv_with_fd(int sock, char *buf, size_t size, int *ret_fd)
+static int send_with_fd(int sock, const char *text, int fd)
+{
+        return send_with_fds(sock, text, &fd, 1);
+}
+
+/* One message; ret_fds[] gets the passed fds in order, -1 where none came. Returns the length, 0 on EOF. */
+static ssize_t recv_with_fds(int sock, char *buf, size_t size, int ret_fds[FDSTORE_FDS_MAX])
 {
         struct iovec iov = {.iov_base = buf, .iov_len = size - 1};
         union {
                 struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
+                char buf[CMSG_SPACE(sizeof(int) * FDSTORE_FDS_MAX)];
         } control = {};
         struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
                             .msg_controllen = sizeof control.buf};
-        *ret_fd = -1;
+        for (size_t i = 0; i < FDSTORE_FDS_MAX; i++)
+                ret_fds[i] = -1;
         ssize_t k = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
         if (k < 0)
                 return -errno;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-                        memcpy(ret_fd, CMSG_DATA(c), sizeof(int));
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        memcpy(ret_fds, CMSG_DATA(c), sizeof(int) * (n < FDSTORE_FDS_MAX ? n : FDSTORE_FDS_MAX));
+                }
         buf[k] = 0;
+        return k;
+}
+
+static ssize_t recv_with_fd(int sock, char *buf, size_t size, int *ret_fd)
+{
+        int fds[FDSTORE_FDS_MAX];
+        ssize_t k = recv_with_fds(sock, buf, size, fds);
+        *ret_fd = fds[0];
+        for (size_t i = 1; i < FDSTORE_FDS_MAX; i++)
+                safe_close(fds[i]);
         return k;
 }
 
@@ -66,6 +92,7 @@ static ssize_t recv_with_fd(int sock, char *buf, size_t size, int *ret_fd)
 typedef struct Held {
         char *name;
         int fd;
+        int owner_pidfd; /* the machine's leader: when it exits, nobody will ever need the fd again */
 } Held;
 
 static Held *held;
@@ -76,13 +103,14 @@ static void holder_remove(const char *name)
         for (size_t i = 0; i < n_held; i++)
                 if (streq(held[i].name, name)) {
                         safe_close(held[i].fd);
+                        safe_close(held[i].owner_pidfd);
                         free(held[i].name);
                         held[i] = held[--n_held];
                         return;
                 }
 }
 
-static void holder_put(const char *name, int fd)
+static void holder_put(const char *name, int fd, int owner_pidfd)
 {
         holder_remove(name);
         Held *n = realloc(held, (n_held + 1) * sizeof *held);
@@ -92,21 +120,23 @@ static void holder_put(const char *name, int fd)
                 if (n)
                         held = n;
                 safe_close(fd);
+                safe_close(owner_pidfd);
                 return;
         }
         held = n;
-        held[n_held++] = (Held){copy, fd};
+        held[n_held++] = (Held){copy, fd, owner_pidfd};
 }
 
-static void holder_serve(int client)
+/* Returns false once the client has gone (EOF or error). */
+static bool holder_serve(int client)
 {
         char buf[FDSTORE_MSG_MAX];
-        int fd;
-        ssize_t k = recv_with_fd(client, buf, sizeof buf, &fd);
+        int fds[FDSTORE_FDS_MAX];
+        ssize_t k = recv_with_fds(client, buf, sizeof buf, fds);
         if (k <= 0)
-                return;
-        if (strncmp(buf, "PUT ", 4) == 0 && fd >= 0)
-                holder_put(buf + 4, TAKE_FD(fd));
+                return k == -EAGAIN || k == -EINTR;
+        if (strncmp(buf, "PUT ", 4) == 0 && fds[0] >= 0)
+                holder_put(buf + 4, TAKE_FD(fds[0]), TAKE_FD(fds[1]));
         else if (strncmp(buf, "REMOVE ", 7) == 0)
                 holder_remove(buf + 7);
         else if (streq(buf, "GET")) {
@@ -117,40 +147,71 @@ static void holder_serve(int client)
                 }
                 (void)send_with_fd(client, "END", -1);
         }
-        safe_close(fd);
+        for (size_t i = 0; i < FDSTORE_FDS_MAX; i++)
+                safe_close(fds[i]);
+        return true;
+}
+
+/* A machine whose leader is gone (stopped while the daemon was down, or the daemon never came back) will
+ * never be re-adopted: its console is dropped, so an emptied holder can exit. */
+static void holder_drop_dead_owners(void)
+{
+        for (size_t i = 0; i < n_held;) {
+                struct pollfd p = {.fd = held[i].owner_pidfd, .events = POLLIN};
+                if (held[i].owner_pidfd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN)) {
+                        _cleanup_free_ char *name = strdup(held[i].name);
+                        if (name)
+                                holder_remove(name);
+                        continue;
+                }
+                i++;
+        }
 }
 
 int fdstore_holder_run(int listen_fd)
 {
-        struct pollfd p[1 + HOLDER_MAX_CLIENTS];
+        int clients[HOLDER_MAX_CLIENTS];
         size_t n_clients = 0;
         bool had_client = false;
 
         (void)prctl(PR_SET_NAME, "mm-fdstore");
         for (;;) {
+                holder_drop_dead_owners();
                 /* Nothing held and nobody to hand anything to: no reason to exist. */
                 if (had_client && n_clients == 0 && n_held == 0)
                         return 0;
-                p[0] = (struct pollfd){.fd = listen_fd, .events = n_clients < HOLDER_MAX_CLIENTS ? POLLIN : 0};
-                if (poll(p, 1 + n_clients, -1) < 0) {
+
+                /* listen socket, clients, then every held fd's owner pidfd (readable once it exits) */
+                size_t n = 0;
+                struct pollfd p[1 + HOLDER_MAX_CLIENTS + n_held];
+                p[n++] = (struct pollfd){.fd = listen_fd, .events = n_clients < HOLDER_MAX_CLIENTS ? POLLIN : 0};
+                for (size_t i = 0; i < n_clients; i++)
+                        p[n++] = (struct pollfd){.fd = clients[i], .events = POLLIN};
+                for (size_t i = 0; i < n_held; i++)
+                        p[n++] = (struct pollfd){.fd = held[i].owner_pidfd, .events = POLLIN};
+                if (poll(p, n, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return 1;
                 }
-                for (size_t i = 1; i <= n_clients;) {
-                        if (p[i].revents & (POLLHUP | POLLERR)) {
-                                safe_close(p[i].fd);
-                                p[i] = p[n_clients--];
-                                continue;
-                        }
-                        if (p[i].revents & POLLIN)
-                                holder_serve(p[i].fd);
-                        i++;
+                size_t kept = 0;
+                for (size_t i = 0; i < n_clients; i++) {
+                        short revents = p[1 + i].revents;
+                        bool alive = true;
+                        if (revents & POLLIN)
+                                alive = holder_serve(clients[i]);
+                        else if (revents & (POLLHUP | POLLERR))
+                                alive = false;
+                        if (alive)
+                                clients[kept++] = clients[i];
+                        else
+                                safe_close(clients[i]);
                 }
+                n_clients = kept;
                 if (p[0].revents & POLLIN) {
                         int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
                         if (c >= 0) {
-                                p[++n_clients] = (struct pollfd){.fd = c, .events = POLLIN};
+                                clients[n_clients++] = c;
                                 had_client = true;
                         }
                 }
@@ -192,9 +253,10 @@ static int holder_spawn(const struct sockaddr_un *sa)
                 if (dup2(lfd, 3) < 0)
                         _exit(1);
                 int null = open("/dev/null", O_RDWR);
-                if (null >= 0) {
+                if (null >= 0) { /* it never writes; and must not keep the daemon's log file open */
                         dup2(null, 0);
                         dup2(null, 1);
+                        dup2(null, 2);
                 }
                 close_range(4, ~0U, 0);
                 execl("/proc/self/exe", "machinemgrd", "--fd-holder", NULL);
@@ -230,12 +292,13 @@ int fdstore_connect(const char *runtime_dir, FdStore **ret)
         return -ECONNREFUSED;
 }
 
-int fdstore_put(FdStore *s, const char *name, int fd)
+int fdstore_put(FdStore *s, const char *name, int fd, int owner_pidfd)
 {
         char msg[FDSTORE_MSG_MAX];
         if ((size_t)snprintf(msg, sizeof msg, "PUT %s", name) >= sizeof msg)
                 return -ENAMETOOLONG;
-        return send_with_fd(s->fd, msg, fd);
+        int fds[] = {fd, owner_pidfd};
+        return send_with_fds(s->fd, msg, fds, ELEMENTSOF(fds));
 }
 
 int fdstore_remove(FdStore *s, const char *name)

@@ -8,7 +8,7 @@
  * console open for a second — a re-adopted guest without its master shuts down at one line per second.
  *
  * The holder listens on RUNTIME_DIR/fdstore (SOCK_SEQPACKET) and understands three requests:
- *   "PUT name" + one fd (SCM_RIGHTS)   keep it, replacing any fd of that name
+ *   "PUT name" + fd [+ owner pidfd]     keep it, replacing any fd of that name, until the owner exits
  *   "REMOVE name"                      close it
  *   "GET"                              answered by "FD name" + fd for each, then "END"
  * It exits once it holds no fd and no client is connected. */
@@ -19,7 +19,8 @@ typedef struct FdStore FdStore;
 
 /* Connects to the holder for runtime_dir, starting one (machinemgrd --fd-holder) if none runs. */
 int fdstore_connect(const char *runtime_dir, FdStore **ret);
-int fdstore_put(FdStore *s, const char *name, int fd);
+/* owner_pidfd: the machine's leader; the holder drops the fd once that process has exited. */
+int fdstore_put(FdStore *s, const char *name, int fd, int owner_pidfd);
 int fdstore_remove(FdStore *s, const char *name);
 /* Copies of every stored fd (the holder keeps its own). */
 int fdstore_get_all(FdStore *s, char ***ret_names, int **ret_fds, size_t *ret_n);

@@ -560,6 +560,8 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                                          m->name, strerror(-r));
         }
         console_set_leader(m->console, m->leader);
+        /* After every spawn (reboots too): the holder ties the console to the current leader. */
+        (void)manager_fdstore_put(m->manager, m->name, console_master_fd(m->console), m->leader_pidfd);
         (void)machine_save(m);
         bus_emit_machine_changed(m, "Leader");
         return 0;
@@ -608,8 +610,6 @@ int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
                 r = console_new(m->manager->event, m->name, &m->console);
         if (r >= 0)
                 r = console_start(m->console);
-        if (r >= 0)
-                (void)manager_fdstore_put(m->manager, m->name, console_master_fd(m->console));
         if (r < 0) {
                 machine_remove_files(m);
                 return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: prepare console: %s",

@@ -143,22 +143,23 @@ static bool have_service_fdstore(void)
         return getenv("NOTIFY_SOCKET") != NULL;
 }
 
-static int fdstore_send(Manager *m, const char *machine, const char *name, int fd)
+/* fd < 0: remove. */
+static int fdstore_send(Manager *m, const char *name, int fd, int owner_pidfd)
 {
-        if (!m->fdstore)
-                return -ENOTCONN;
-        int r = fd >= 0 ? fdstore_put(m->fdstore, name, fd) : fdstore_remove(m->fdstore, name);
-        if (r >= 0)
+        int r = -ENOTCONN;
+        if (m->fdstore)
+                r = fd >= 0 ? fdstore_put(m->fdstore, name, fd, owner_pidfd) : fdstore_remove(m->fdstore, name);
+        if (r >= 0 || fd < 0) /* a holder that went away holds nothing to remove */
                 return r;
         /* The holder exits when it has nothing to hold; it may have just done so. Start another. */
         m->fdstore = fdstore_free(m->fdstore);
         r = fdstore_connect(m->runtime_dir, &m->fdstore);
         if (r >= 0)
-                r = fd >= 0 ? fdstore_put(m->fdstore, name, fd) : fdstore_remove(m->fdstore, name);
+                r = fd >= 0 ? fdstore_put(m->fdstore, name, fd, owner_pidfd) : fdstore_remove(m->fdstore, name);
         return r;
 }
 
-int manager_fdstore_put(Manager *m, const char *machine, int fd)
+int manager_fdstore_put(Manager *m, const char *machine, int fd, int owner_pidfd)
 {
         _cleanup_free_ char *name = NULL, *msg = NULL;
         int r;
@@ -173,7 +174,7 @@ int manager_fdstore_put(Manager *m, const char *machine, int fd)
                 if (r >= 0)
                         r = sd_pid_notify_with_fds(0, false, msg, &envelope, 1);
         } else
-                r = fdstore_send(m, machine, name, fd);
+                r = fdstore_send(m, name, fd, owner_pidfd);
         if (r < 0)
                 log_machine_warning_errno(machine, r, "Put console into the fd store: %m");
         return r;
@@ -185,7 +186,7 @@ void manager_fdstore_remove(Manager *m, const char *machine)
         if (fdstore_name(machine, &name) < 0)
                 return;
         if (!have_service_fdstore()) {
-                (void)fdstore_send(m, machine, name, -1);
+                (void)fdstore_send(m, name, -1, -1);
                 return;
         }
         if (asprintf(&msg, "FDSTOREREMOVE=1\nFDNAME=%s", name) >= 0)

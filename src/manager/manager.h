@@ -53,7 +53,8 @@ Machine *manager_get_machine(Manager *m, const char *name);
 
 /* The service manager's fd store keeps console pty masters across daemon restarts (SPEC §9). All three are
  * no-ops when not running under a service manager that has one. */
-int manager_fdstore_put(Manager *m, const char *machine, int fd);
+/* owner_pidfd: the machine's leader (direct mode's holder drops the fd once it exits). */
+int manager_fdstore_put(Manager *m, const char *machine, int fd, int owner_pidfd);
 void manager_fdstore_remove(Manager *m, const char *machine);
 int manager_fdstore_take(Manager *m, const char *machine); /* the fd, or -ENOENT */
 
