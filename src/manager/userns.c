@@ -199,7 +199,13 @@ int userns_idmapped_tree(pid_t pid, const char *path)
         if (tree_fd < 0)
                 return -errno;
 
-        struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t) userns_fd };
+        /* A clone of a shared mount (systemd as PID 1 makes every mount shared) joins its peer group,
+         * and stays shared when the guest attaches it: pivot_root() then fails with EINVAL, and mounts
+         * the guest makes below it would propagate back into our namespace. The guest cannot change
+         * that itself (the tree belongs to our mount namespace), so make it a slave here, as
+         * bind_rootfs() does for the guest's own copy: host unmounts still reach the guest. */
+        struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t) userns_fd,
+                                   .propagation = MS_SLAVE };
         if (mount_setattr(tree_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
                 return -errno;
         return TAKE_FD(tree_fd);
