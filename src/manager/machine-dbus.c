@@ -238,9 +238,9 @@ static int method_set_limits(sd_bus_message *message, void *userdata, sd_bus_err
                 if (sd_bus_message_read(message, "v", "t", &v) < 0)
                         return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument",
                                                  "Limit '%s' must be of type t.", key);
-                if (target == &l.tasks_max && v == 0)
+                if (v == 0)
                         return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument",
-                                                 "TasksMax must be at least 1.");
+                                                 "%s must be greater than 0.", key);
                 *target = v;
                 if ((r = sd_bus_message_exit_container(message)) < 0)
                         return r;

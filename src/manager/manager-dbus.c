@@ -122,15 +122,15 @@ static int read_start_option(sd_bus_message *message, const char *key, Settings 
         int r, b;
         const char *str;
 
-        if (streq(key, "MemoryMax"))
-                return sd_bus_message_enter_container(message, 'v', "t") < 0 ? -EINVAL
-                       : (r = read_limit(message, &s->memory_max)) < 0 ? r
-                                                                       : sd_bus_message_exit_container(message);
-        if (streq(key, "CPUQuotaPerSecUSec"))
-                return sd_bus_message_enter_container(message, 'v', "t") < 0 ? -EINVAL
-                       : (r = read_limit(message, &s->cpu_quota_per_sec_usec)) < 0
-                               ? r
-                               : sd_bus_message_exit_container(message);
+        if (streq(key, "MemoryMax") || streq(key, "CPUQuotaPerSecUSec")) {
+                uint64_t *target = streq(key, "MemoryMax") ? &s->memory_max : &s->cpu_quota_per_sec_usec;
+                if ((r = sd_bus_message_enter_container(message, 'v', "t")) < 0 || (r = read_limit(message, target)) < 0)
+                        return r;
+                /* Zero would freeze or OOM-kill the guest at once: as the settings file, refuse it. */
+                if (*target == 0)
+                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s must be greater than 0.", key);
+                return sd_bus_message_exit_container(message);
+        }
         if (streq(key, "TasksMax")) {
                 if ((r = sd_bus_message_enter_container(message, 'v', "t")) < 0 ||
                     (r = read_limit(message, &s->tasks_max)) < 0)

@@ -104,6 +104,23 @@ test_running() {
         leader=$(mm_leader "$GOOD" || echo 0)
         expect_refused 1 "$GOOD" start "$GOOD" --no-boot --command="sleep 1"
         assert_eq "the running machine kept its leader" "$leader" "$(mm_leader "$GOOD" || true)"
+        # Zero limits over D-Bus are out of range (the CLI refuses them before any call).
+        local path limits
+        path=$(busctl --address="unix:path=$MM_RUN/private" call org.machinemgr1 /org/machinemgr1 \
+                org.machinemgr1.Manager GetMachine s "$GOOD" | awk '{print $2}' | tr -d '"')
+        limits=$(mm show "$GOOD" -p MemoryMax -p TasksMax -p CPUQuotaPerSecUSec)
+        for key in MemoryMax TasksMax CPUQuotaPerSecUSec; do
+                assert_exit 1 busctl --address="unix:path=$MM_RUN/private" call org.machinemgr1 "$path" \
+                        org.machinemgr1.Machine SetLimits 'a{sv}' 1 "$key" t 0
+                assert_contains "SetLimits $key=0 is InvalidArgument" "$MM_STDERR" "greater than 0"
+        done
+        assert_eq "refused SetLimits changed no limit" "$limits" \
+                "$(mm show "$GOOD" -p MemoryMax -p TasksMax -p CPUQuotaPerSecUSec)"
+        for key in MemoryMax CPUQuotaPerSecUSec; do
+                assert_exit 1 busctl --address="unix:path=$MM_RUN/private" call org.machinemgr1 /org/machinemgr1 \
+                        org.machinemgr1.Manager StartMachine 'sa{sv}' "$(mm_name zero)" 1 "$key" t 0
+                assert_contains "StartMachine $key=0 is InvalidArgument" "$MM_STDERR" "greater than 0"
+        done
         expect_refused 1 "$GOOD" remove "$GOOD"
         expect_refused 1 "$GOOD" rename "$GOOD" "$(mm_name renamed)"
         assert_true "image still there" test -x "$MM_IMAGES/$GOOD/bin/busybox"
