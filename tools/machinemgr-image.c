@@ -2,7 +2,10 @@
 /* machinemgr image verbs: the D-Bus ones (list-images, image-status, clone, rename, remove, read-only) and
  * the local helpers (create, import-tar, export-tar) that write an image into a hidden temp directory next
  * to its destination and rename it into place only when complete. */
+#include <dirent.h>
+#include <elf.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -14,6 +17,10 @@
 #include "names.h"
 
 #define MM_IMAGE "org.machinemgr1.Image"
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif
 /* A clone or removal of a big tree takes as long as the disk needs: do not give up after sd-bus's 25 s. */
 #define IMAGE_CALL_TIMEOUT_USEC (24ULL * 3600 * 1000000)
 
@@ -146,12 +153,6 @@ int verb_image_status(sd_bus *bus, char **args)
         return ret;
 }
 
-int verb_clone(sd_bus *bus, char **args)
-{
-        return call_manager(bus, args[1], "clone", NULL, "CloneImage", "ssb", args[1], args[2],
-                            arg.read_only > 0);
-}
-
 int verb_rename(sd_bus *bus, char **args)
 {
         return call_manager(bus, args[1], "rename", NULL, "RenameImage", "ss", args[1], args[2]);
@@ -210,10 +211,11 @@ static void progress_show(Progress *p, bool final)
         double secs = (double)(now - p->start) / 1e6;
         format_bytes(done, sizeof done, p->done);
         format_bytes(rate, sizeof rate, secs > 0 ? (uint64_t)((double)p->done / secs) : 0);
+        /* A walked tree's size is an estimate (directories grow while being filled): never past 100%. */
         if (p->total > 0)
                 printf("\r\033[K%s: %s of %s (%u%%), %s/s", p->label, done,
-                       format_bytes(total, sizeof total, p->total), (unsigned)(p->done * 100 / p->total),
-                       rate);
+                       format_bytes(total, sizeof total, p->total),
+                       (unsigned)(MIN(p->done, p->total) * 100 / p->total), rate);
         else
                 printf("\r\033[K%s: %s, %s/s", p->label, done, rate);
         printf(final ? "\n" : "");
@@ -242,6 +244,168 @@ static int pump(int in, int out, Progress *p)
                         progress_show(p, false);
                 }
         }
+}
+
+/* ---- clone: the daemon's worker copies; the CLI watches its temporary directory grow ---- */
+
+/* Allocated bytes under a directory (du's measure, the same for the source and the copy). Best effort:
+ * the copy changes under our feet, so whatever cannot be read is skipped. */
+static uint64_t tree_bytes_at(int dfd)
+{
+        _cleanup_closedir_ DIR *d = fdopendir(dfd);
+        uint64_t sum = 0;
+        if (!d) {
+                safe_close(dfd);
+                return 0;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                struct stat st;
+                if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
+                    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                sum += (uint64_t)st.st_blocks * 512;
+                if (!S_ISDIR(st.st_mode))
+                        continue;
+                int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub >= 0)
+                        sum += tree_bytes_at(sub);
+        }
+        return sum;
+}
+
+static uint64_t tree_bytes(const char *path)
+{
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        return fd < 0 ? 0 : tree_bytes_at(fd);
+}
+
+/* The daemon copies into "DIR/.#DST.XXXXXX" (mkdtemp) and renames it when complete; lock files
+ * (".#DST.lck") and removals (".#DST.removing-…") do not match that pattern. */
+static uint64_t clone_temp_bytes(const char *dir, const char *dst)
+{
+        _cleanup_closedir_ DIR *d = opendir(dir);
+        _cleanup_free_ char *prefix = NULL;
+        uint64_t sum = 0;
+        if (!d || asprintf(&prefix, ".#%s.", dst) < 0)
+                return 0;
+        size_t l = strlen(prefix);
+        for (struct dirent *de; (de = readdir(d));) {
+                if (de->d_type != DT_DIR || strncmp(de->d_name, prefix, l) != 0 || strlen(de->d_name + l) != 6)
+                        continue;
+                int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd >= 0)
+                        sum += tree_bytes_at(fd);
+        }
+        return sum;
+}
+
+/* The source image's directory as the daemon sees it, when that is also ours: no -H, no TCP address,
+ * and the path exists here. Anything else: no progress, never a wrong one. */
+static int clone_local_source(sd_bus *bus, const char *src, char **ret)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        const char *object;
+        struct stat st;
+        if (arg.host || (arg.address && strncmp(arg.address, "unix:", 5) != 0))
+                return -EREMOTE;
+        int r = sd_bus_call_method(bus, MM_SERVICE, MM_PATH, MM_MANAGER, "GetImage", &error, &reply, "s", src);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "o", &object);
+        if (r >= 0)
+                r = sd_bus_get_property_string(bus, MM_SERVICE, object, MM_IMAGE, "Path", &error, &path);
+        if (r < 0)
+                return r;
+        if (path[0] != '/' || lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+                return -EREMOTE;
+        *ret = TAKE_PTR(path);
+        return 0;
+}
+
+typedef struct PendingCall {
+        bool done;
+        int error;
+        sd_bus_error bus_error;
+} PendingCall;
+
+static int on_call_done(sd_bus_message *reply, void *userdata, sd_bus_error *unused)
+{
+        PendingCall *c = userdata;
+        c->done = true;
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                c->error = -sd_bus_message_get_errno(reply) ?: -EIO;
+                (void)sd_bus_error_copy(&c->bus_error, sd_bus_message_get_error(reply));
+        }
+        return 0;
+}
+
+/* CloneImage without waiting blind: the call is sent asynchronously, and while it is pending the size of
+ * the temporary copy is shown against the source's. */
+static int clone_with_progress(sd_bus *bus, const char *src, const char *dst, const char *src_path)
+{
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_free_ char *dir_buf = strdup(src_path);
+        PendingCall call = {.bus_error = SD_BUS_ERROR_NULL};
+        Progress p;
+        if (!dir_buf)
+                return -ENOMEM;
+        const char *dir = dirname(dir_buf);
+        progress_init(&p, "Cloning", tree_bytes(src_path));
+        int r = sd_bus_message_new_method_call(bus, &m, MM_SERVICE, MM_PATH, MM_MANAGER, "CloneImage");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ssb", src, dst, arg.read_only > 0);
+        if (r < 0)
+                return cli_bus_parse_error(r);
+        r = sd_bus_call_async(bus, &slot, m, on_call_done, &call, IMAGE_CALL_TIMEOUT_USEC);
+        if (r < 0) {
+                cli_error(src, "clone: %s", strerror(-r));
+                return r;
+        }
+        /* Walking the copy costs time on a big tree: poll at most every 0.5 s, and at most a fifth of it. */
+        uint64_t next_poll = now_us() + 500000;
+        while (!call.done) {
+                r = sd_bus_process(bus, NULL);
+                if (r > 0)
+                        continue;
+                if (r >= 0 && now_us() >= next_poll) {
+                        uint64_t t0 = now_us();
+                        /* Never backwards: the copy is renamed away just before the reply comes. */
+                        p.done = MAX(p.done, clone_temp_bytes(dir, dst));
+                        progress_show(&p, false);
+                        next_poll = now_us() + MAX(500000, 4 * (now_us() - t0));
+                }
+                if (r >= 0)
+                        r = sd_bus_wait(bus, 250000);
+                if (r < 0 && r != -EINTR) {
+                        if (p.last)
+                                printf("\r\033[K");
+                        cli_error(src, "clone: %s", strerror(-r));
+                        return r;
+                }
+        }
+        if (call.error < 0) {
+                if (p.last) /* the unfinished progress line goes, the error takes its place */
+                        printf("\r\033[K");
+                fflush(stdout);
+                r = cli_bus_error(src, "clone", &call.bus_error, call.error);
+                sd_bus_error_free(&call.bus_error);
+                return r;
+        }
+        p.done = MAX(p.done, p.total);
+        progress_show(&p, true);
+        return 0;
+}
+
+int verb_clone(sd_bus *bus, char **args)
+{
+        _cleanup_free_ char *src_path = NULL;
+        /* Progress only on a terminal, and only where the copy can be seen. */
+        if (!arg.quiet && isatty(STDOUT_FILENO) && clone_local_source(bus, args[1], &src_path) >= 0)
+                return clone_with_progress(bus, args[1], args[2], src_path);
+        return call_manager(bus, args[1], "clone", NULL, "CloneImage", "ssb", args[1], args[2],
+                            arg.read_only > 0);
 }
 
 /* ---- child processes ---- */
@@ -401,25 +565,71 @@ static int copy_file(const char *from, const char *to, mode_t mode)
         return pump(in, out, NULL);
 }
 
-static int create_busybox(const char *root)
+/* A dynamically linked busybox would need the host's libc inside the guest: it has a PT_INTERP. */
+static int elf_is_static(const char *path)
 {
-        const char *dirs[] = {"bin", "sbin", "etc",  "proc",    "sys",     "dev",
-                              "run", "tmp",  "root", "var/tmp", "usr/bin", "usr/sbin"};
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        Elf64_Ehdr eh;
+        if (fd < 0)
+                return -errno;
+        if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+            eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr))
+                return -ENOEXEC;
+        for (unsigned i = 0; i < eh.e_phnum; i++) {
+                Elf64_Phdr ph;
+                if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph)) != (ssize_t)sizeof ph)
+                        return -ENOEXEC;
+                if (ph.p_type == PT_INTERP)
+                        return 0;
+        }
+        return 1;
+}
+
+/* The same tree as tools/mkimage-busybox: no init of its own, so it runs with Boot=no. */
+static int create_busybox(const char *name, const char *root)
+{
+        static const struct {
+                const char *path;
+                mode_t mode;
+        } dirs[] = {
+                {"bin", 0755}, {"sbin", 0755}, {"etc", 0755},  {"proc", 0755},    {"sys", 0755},
+                {"dev", 0755}, {"run", 0755},  {"tmp", 01777}, {"root", 0700},    {"var", 0755},
+                {"var/tmp", 01777}, {"usr", 0755}, {"usr/bin", 0755}, {"usr/sbin", 0755},
+        };
         const char *busybox = "/bin/busybox";
-        _cleanup_free_ char *dst = NULL;
-        int r = 0;
+        _cleanup_free_ char *dst = NULL, *env = NULL;
+        int r = elf_is_static(busybox);
+        if (r <= 0) {
+                cli_error(name, "create: %s %s (install busybox-static)", busybox,
+                          r == 0 ? "is dynamically linked" : r == -ENOENT ? "not found" : strerror(-r));
+                return r == 0 ? -EINVAL : r;
+        }
+        r = 0;
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(dirs); i++) {
                 _cleanup_free_ char *d = NULL;
-                r = asprintf(&d, "%s/%s", root, dirs[i]) < 0 ? -ENOMEM : mkdir_p(d, 0755);
+                /* chmod after mkdir: the umask must not take the sticky /tmp's bits away. */
+                r = asprintf(&d, "%s/%s", root, dirs[i].path) < 0 ? -ENOMEM : mkdir_p(d, 0755);
+                if (r >= 0 && chmod(d, dirs[i].mode) < 0)
+                        r = -errno;
         }
-        if (r < 0 || asprintf(&dst, "%s/bin/busybox", root) < 0)
-                return r < 0 ? r : -ENOMEM;
+        if (r < 0 || asprintf(&dst, "%s/bin/busybox", root) < 0 || asprintf(&env, "%s/usr/bin/env", root) < 0)
+                goto fail;
         if ((r = copy_file(busybox, dst, 0755)) < 0 || (r = busybox_applets(root, busybox)) < 0)
-                return r;
+                goto fail;
+        /* Scripts with a "#!/usr/bin/env" line run too. */
+        if (symlink("../../bin/env", env) < 0) {
+                r = -errno;
+                goto fail;
+        }
         if ((r = write_text(root, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")) < 0 ||
-            (r = write_text(root, "etc/group", "root:x:0:\n")) < 0)
-                return r;
-        return write_text(root, "etc/os-release", "ID=busybox\nNAME=\"BusyBox\"\nPRETTY_NAME=\"BusyBox\"\n");
+            (r = write_text(root, "etc/group", "root:x:0:\n")) < 0 ||
+            (r = write_text(root, "etc/os-release", "ID=busybox\nNAME=\"BusyBox\"\nPRETTY_NAME=\"BusyBox\"\n")) < 0)
+                goto fail;
+        return 0;
+fail:
+        r = r < 0 ? r : -ENOMEM;
+        cli_error(name, "create busybox image: %s", strerror(-r));
+        return r;
 }
 
 static int create_debian(const char *name, const char *root)
@@ -439,6 +649,21 @@ static int create_debian(const char *name, const char *root)
         return run_and_wait(argv, name);
 }
 
+/* No init in a busybox image: with Boot=no, "machinemgr start NAME" works out of the box (machinemgr-init
+ * runs the default shell). A settings file that is already there is the user's and stays. */
+static int busybox_settings(const char *name)
+{
+        _cleanup_free_ char *settings = NULL;
+        if (asprintf(&settings, "%s/%s.machine", image_path(), name) < 0)
+                return -ENOMEM;
+        if (access(settings, F_OK) >= 0 || errno != ENOENT)
+                return 0;
+        int r = write_file_atomic(settings, "[Exec]\nBoot=no\n");
+        if (r < 0)
+                cli_error(name, "create: write %s: %s", settings, strerror(-r));
+        return r;
+}
+
 int verb_create(sd_bus *bus, char **args)
 {
         _cleanup_free_ char *final = NULL, *tmp = NULL;
@@ -451,10 +676,11 @@ int verb_create(sd_bus *bus, char **args)
         int r = prepare_target(name, &final, &tmp);
         if (r < 0)
                 return r;
-        r = image_arg.busybox ? create_busybox(tmp) : create_debian(name, tmp);
-        if (r < 0 && image_arg.busybox)
-                cli_error(name, "create busybox image: %s", strerror(-r));
-        return finish_target(name, tmp, final, r);
+        r = image_arg.busybox ? create_busybox(name, tmp) : create_debian(name, tmp);
+        r = finish_target(name, tmp, final, r);
+        if (r >= 0 && image_arg.busybox)
+                r = busybox_settings(name);
+        return r;
 }
 
 /* tar's -I program for FILE's compression, NULL for a plain tarball. */

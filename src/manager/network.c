@@ -149,6 +149,11 @@ static int check_bridge(const char *bridge, char **ret_message)
         return 0;
 }
 
+static const char *port_protocol_name(int protocol)
+{
+        return protocol == IPPROTO_UDP ? "udp" : "tcp";
+}
+
 static int refuse(char **ret_message, const char *format, ...) _printf_(2, 3);
 static int refuse(char **ret_message, const char *format, ...)
 {
@@ -178,14 +183,16 @@ int network_check_settings(const Settings *s, char **ret_message)
                 return refuse(ret_message, "Port forwarding needs a private network (Network mode 'none', "
                                            "'veth' or 'bridge'), not 'host'.");
         for (size_t i = 0; i < s->n_ports; i++) {
-                if (s->ports[i].protocol != IPPROTO_TCP)
-                        return refuse(ret_message, "Port udp:%u: UDP port forwarding is not supported, only TCP.",
-                                      s->ports[i].host_port);
+                if (s->ports[i].protocol != IPPROTO_TCP && s->ports[i].protocol != IPPROTO_UDP)
+                        return refuse(ret_message, "Port %u: unknown protocol.", s->ports[i].host_port);
                 if (s->ports[i].host_port == 0 || s->ports[i].guest_port == 0)
                         return refuse(ret_message, "Port 0 cannot be forwarded.");
+                /* tcp:53 and udp:53 are different ports. */
                 for (size_t j = 0; j < i; j++)
-                        if (s->ports[j].host_port == s->ports[i].host_port)
-                                return refuse(ret_message, "Host port %u is forwarded twice.", s->ports[i].host_port);
+                        if (s->ports[j].host_port == s->ports[i].host_port &&
+                            s->ports[j].protocol == s->ports[i].protocol)
+                                return refuse(ret_message, "Host port %s:%u is forwarded twice.",
+                                              port_protocol_name(s->ports[i].protocol), s->ports[i].host_port);
         }
         if (s->network_mode == NETWORK_BRIDGE)
                 return check_bridge(s->bridge, ret_message);
@@ -250,9 +257,10 @@ static int guest_target(Machine *m, uint16_t port, struct sockaddr_storage *ret,
         return -EINVAL;
 }
 
-/* The connection to the guest is made from inside its netns, so it needs no route on the host side
- * (Mode=veth works with an unconfigured ve-NAME, Mode=none over the guest's loopback). */
-static int open_guest_connection(void *userdata)
+/* The connection (TCP) or flow socket (UDP) to the guest is made from inside its netns, so it needs no
+ * route on the host side (Mode=veth works with an unconfigured ve-NAME, Mode=none over the guest's
+ * loopback). */
+static int open_guest_connection(int type, void *userdata)
 {
         ForwardTarget *t = userdata;
         Machine *m = t->machine;
@@ -268,7 +276,7 @@ static int open_guest_connection(void *userdata)
         r = netns_enter(m->leader_pidfd, &saved);
         if (r < 0)
                 return r;
-        _cleanup_close_ int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        _cleanup_close_ int fd = socket(sa.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         r = -errno;
         netns_leave(saved);
         if (fd < 0)
@@ -291,7 +299,13 @@ static int forwards_open(Machine *m, char **ret_failure)
         MachineNetwork *n = m->network;
         const Settings *s = m->settings;
 
-        if (n->n_forwards > 0 || s->n_ports == 0)
+        /* A reboot keeps the forwarders (and the host ports bound), but not the flows into the old netns. */
+        if (n->n_forwards > 0) {
+                for (size_t i = 0; i < n->n_forwards; i++)
+                        portfwd_drop_flows(n->forwards[i].forwarder);
+                return 0;
+        }
+        if (s->n_ports == 0)
                 return 0;
         n->forwards = calloc(s->n_ports, sizeof(ForwardTarget));
         if (!n->forwards)
@@ -299,12 +313,13 @@ static int forwards_open(Machine *m, char **ret_failure)
         for (size_t i = 0; i < s->n_ports; i++) {
                 ForwardTarget *t = &n->forwards[n->n_forwards];
                 *t = (ForwardTarget){.machine = m, .guest_port = s->ports[i].guest_port};
-                int r = portfwd_new(m->manager->event, s->ports[i].host_port, open_guest_connection, t,
-                                    &t->forwarder);
+                int r = portfwd_new(m->manager->event, s->ports[i].protocol, s->ports[i].host_port,
+                                    open_guest_connection, t, &t->forwarder);
                 if (r < 0) {
                         forwards_free(n);
                         if (ret_failure)
-                                (void)asprintf(ret_failure, "forward host port %u: %s", s->ports[i].host_port,
+                                (void)asprintf(ret_failure, "forward host port %s:%u: %s",
+                                               port_protocol_name(s->ports[i].protocol), s->ports[i].host_port,
                                                strerror(-r));
                         return r;
                 }
@@ -454,7 +469,8 @@ void network_machine_serialize(Machine *m, FILE *f)
         STRV_FOREACH(a, s->addresses)
         fprintf(f, "NET_ADDRESS=%s\n", *a);
         for (size_t i = 0; i < s->n_ports; i++)
-                fprintf(f, "NET_PORT=tcp:%u:%u\n", s->ports[i].host_port, s->ports[i].guest_port);
+                fprintf(f, "NET_PORT=%s:%u:%u\n", port_protocol_name(s->ports[i].protocol), s->ports[i].host_port,
+                        s->ports[i].guest_port);
 }
 
 int network_machine_deserialize_item(Machine *m, const char *key, const char *value)

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +17,15 @@
 #define PUMP_CAP (64 * 1024)
 /* A guest that never answers must not let a client pile up fds in the daemon without bound. */
 #define CONNECTIONS_MAX 256
+#define USEC_PER_SEC 1000000ULL
+/* Datagrams handled per wakeup of one socket: a busy flow must not starve the rest of the loop. */
+#define UDP_BATCH 32
+
+typedef union SockaddrUnion {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+} SockaddrUnion;
 
 typedef struct Pump {
         int pipe[2];
@@ -34,15 +44,40 @@ struct Connection {
         Connection *next;
 };
 
+/* One UDP client (address and port) talking to the guest through a socket of its own. */
+typedef struct Flow Flow;
+struct Flow {
+        PortForwarder *owner;
+        int host_index; /* which of owner->listen_fd the client's datagrams arrive on */
+        SockaddrUnion client;
+        socklen_t client_len;
+        /* The address the client sent to, so that replies come from it (on a host with several
+         * addresses the routing table might otherwise pick another one, which the client would drop). */
+        union {
+                struct in_pktinfo in;
+                struct in6_pktinfo in6;
+        } local;
+        bool have_local;
+        int fd; /* connected to the guest, in its netns */
+        sd_event_source *source, *timer;
+        uint64_t last_used; /* CLOCK_MONOTONIC µs */
+        Flow *next;         /* most recently used first */
+};
+
 struct PortForwarder {
         sd_event *event;
+        int protocol;
         uint16_t port;
-        int listen_fd[2]; /* IPv4, IPv6 */
+        int listen_fd[2]; /* IPv4, IPv6: listening (TCP) or bound (UDP) */
         sd_event_source *listen_source[2];
         PortForwardOpen open_target;
         void *userdata;
         Connection *connections;
         unsigned n_connections;
+        Flow *flows;
+        unsigned n_flows;
+        uint64_t idle_usec;
+        bool open_failed; /* the last flow could not be opened: logged once until one opens again */
 };
 
 static void connection_free(Connection *c)
@@ -165,7 +200,7 @@ static int connection_new(PortForwarder *f, int client_fd)
         f->connections = c;
         f->n_connections++;
 
-        int r = c->fd[1] = f->open_target(f->userdata);
+        int r = c->fd[1] = f->open_target(SOCK_STREAM, f->userdata);
         if (r >= 0)
                 r = sd_event_add_io(f->event, &c->source[1], c->fd[1], EPOLLOUT, connection_on_io, c);
         if (r >= 0)
@@ -198,15 +233,247 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         }
 }
 
-static int listen_on(int family, uint16_t port)
+/* ---- UDP ---- */
+
+/* One buffer for every datagram: the daemon is single-threaded and each one is passed on at once. */
+static uint8_t datagram[65536];
+
+static void flow_free(Flow *fl)
 {
-        _cleanup_close_ int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        for (Flow **p = &fl->owner->flows; *p; p = &(*p)->next)
+                if (*p == fl) {
+                        *p = fl->next;
+                        break;
+                }
+        fl->owner->n_flows--;
+        sd_event_source_disable_unref(fl->source);
+        sd_event_source_disable_unref(fl->timer);
+        safe_close(fl->fd);
+        free(fl);
+}
+
+static void flow_touch(Flow *fl)
+{
+        (void)sd_event_now(fl->owner->event, CLOCK_MONOTONIC, &fl->last_used);
+}
+
+/* Re-armed lazily: traffic only updates last_used, the timer moves when it fires too early. */
+static int flow_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Flow *fl = userdata;
+        uint64_t deadline = fl->last_used + fl->owner->idle_usec;
+        if (usec < deadline && sd_event_source_set_time(s, deadline) >= 0 &&
+            sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) >= 0)
+                return 0;
+        flow_free(fl);
+        return 0;
+}
+
+static bool flow_matches(const Flow *fl, int host_index, const SockaddrUnion *client, socklen_t len)
+{
+        return fl->host_index == host_index && fl->client_len == len && memcmp(&fl->client, client, len) == 0;
+}
+
+/* The destination address of a received datagram, from its IP_PKTINFO / IPV6_PKTINFO message. */
+static void flow_set_local(Flow *fl, struct msghdr *mh)
+{
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+                if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+                    c->cmsg_len == CMSG_LEN(sizeof(struct in_pktinfo))) {
+                        memcpy(&fl->local.in, CMSG_DATA(c), sizeof fl->local.in);
+                        fl->have_local = true;
+                } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+                           c->cmsg_len == CMSG_LEN(sizeof(struct in6_pktinfo))) {
+                        memcpy(&fl->local.in6, CMSG_DATA(c), sizeof fl->local.in6);
+                        fl->have_local = true;
+                }
+        }
+}
+
+/* A reply from the guest goes to the flow's client, from the address the client sent to. */
+static int flow_send_to_client(Flow *fl, size_t len)
+{
+        union {
+                struct cmsghdr align;
+                uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+        } control = {};
+        struct iovec iov = {.iov_base = datagram, .iov_len = len};
+        struct msghdr mh = {.msg_name = &fl->client, .msg_namelen = fl->client_len, .msg_iov = &iov,
+                            .msg_iovlen = 1};
+        if (fl->have_local) {
+                bool v4 = fl->client.sa.sa_family == AF_INET;
+                mh.msg_control = control.buf;
+                mh.msg_controllen = CMSG_SPACE(v4 ? sizeof(struct in_pktinfo) : sizeof(struct in6_pktinfo));
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                if (v4) {
+                        /* ipi_spec_dst is the source to use; the interface is the routing table's. */
+                        struct in_pktinfo pi = {.ipi_spec_dst = fl->local.in.ipi_addr};
+                        *c = (struct cmsghdr){.cmsg_level = IPPROTO_IP, .cmsg_type = IP_PKTINFO,
+                                              .cmsg_len = CMSG_LEN(sizeof pi)};
+                        memcpy(CMSG_DATA(c), &pi, sizeof pi);
+                } else {
+                        /* The interface too: a link-local address means nothing without it. */
+                        *c = (struct cmsghdr){.cmsg_level = IPPROTO_IPV6, .cmsg_type = IPV6_PKTINFO,
+                                              .cmsg_len = CMSG_LEN(sizeof fl->local.in6)};
+                        memcpy(CMSG_DATA(c), &fl->local.in6, sizeof fl->local.in6);
+                }
+        }
+        int fd = fl->owner->listen_fd[fl->host_index];
+        if (sendmsg(fd, &mh, MSG_DONTWAIT) >= 0)
+                return 0;
+        /* A client that sent to a broadcast address cannot be answered from it: let routing choose. */
+        if (errno == EINVAL && mh.msg_control) {
+                mh.msg_control = NULL;
+                mh.msg_controllen = 0;
+                if (sendmsg(fd, &mh, MSG_DONTWAIT) >= 0)
+                        return 0;
+        }
+        return -errno;
+}
+
+static int flow_on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        Flow *fl = userdata;
+        for (int k = 0; k < UDP_BATCH; k++) {
+                ssize_t n = recv(fd, datagram, sizeof datagram, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        /* ICMP errors from the guest (nothing listening yet, …) are the guest's business:
+                         * UDP has no way to pass them on, and the flow stays usable. */
+                        if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)
+                                continue;
+                        log_full_errno(LOG_DEBUG, -errno, "Port udp:%u: receive from the guest: %m", fl->owner->port);
+                        break;
+                }
+                flow_touch(fl);
+                int r = flow_send_to_client(fl, (size_t)n);
+                /* A full socket buffer drops the datagram, as any UDP hop may. */
+                if (r < 0 && r != -EAGAIN)
+                        log_full_errno(LOG_DEBUG, r, "Port udp:%u: send a reply to a client: %m", fl->owner->port);
+        }
+        return 0;
+}
+
+static int flow_new(PortForwarder *f, int host_index, const SockaddrUnion *client, socklen_t len, Flow **ret)
+{
+        /* The guest side first: a guest that cannot be reached must not cost another client its flow. */
+        _cleanup_close_ int fd = f->open_target(SOCK_DGRAM, f->userdata);
+        if (fd < 0)
+                return fd;
+        if (f->n_flows >= PORTFWD_UDP_FLOWS_MAX) {
+                /* Full: the least recently used flow (the last one) makes room. */
+                Flow *last = f->flows;
+                while (last && last->next)
+                        last = last->next;
+                if (last)
+                        flow_free(last);
+        }
+        Flow *fl = calloc(1, sizeof *fl);
+        if (!fl)
+                return -ENOMEM;
+        *fl = (Flow){.owner = f, .host_index = host_index, .client_len = len, .fd = TAKE_FD(fd)};
+        memcpy(&fl->client, client, len);
+        fl->next = f->flows;
+        f->flows = fl;
+        f->n_flows++;
+        flow_touch(fl);
+
+        int r = sd_event_add_io(f->event, &fl->source, fl->fd, EPOLLIN, flow_on_reply, fl);
+        if (r >= 0)
+                r = sd_event_add_time(f->event, &fl->timer, CLOCK_MONOTONIC, fl->last_used + f->idle_usec,
+                                      USEC_PER_SEC, flow_on_timer, fl);
+        if (r < 0) {
+                flow_free(fl);
+                return r;
+        }
+        *ret = fl;
+        return 0;
+}
+
+/* The flow of this client, moved to the front (most recently used), or a new one. */
+static int flow_get(PortForwarder *f, int host_index, const SockaddrUnion *client, socklen_t len, Flow **ret)
+{
+        for (Flow **p = &f->flows; *p; p = &(*p)->next)
+                if (flow_matches(*p, host_index, client, len)) {
+                        Flow *fl = *p;
+                        *p = fl->next;
+                        fl->next = f->flows;
+                        f->flows = fl;
+                        flow_touch(fl);
+                        *ret = fl;
+                        return 0;
+                }
+        return flow_new(f, host_index, client, len, ret);
+}
+
+static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        PortForwarder *f = userdata;
+        int host_index = fd == f->listen_fd[0] ? 0 : 1;
+        for (int k = 0; k < UDP_BATCH; k++) {
+                union {
+                        struct cmsghdr align;
+                        uint8_t buf[CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
+                } control;
+                SockaddrUnion client = {};
+                struct iovec iov = {.iov_base = datagram, .iov_len = sizeof datagram};
+                struct msghdr mh = {.msg_name = &client, .msg_namelen = sizeof client, .msg_iov = &iov,
+                                    .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+                ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                log_warning_errno(-errno, "Port udp:%u: receive: %m", f->port);
+                        return 0;
+                }
+                Flow *fl = NULL;
+                int r = flow_get(f, host_index, &client, mh.msg_namelen, &fl);
+                if (r < 0) {
+                        /* Every datagram of a client would fail the same way: one line until it works. */
+                        if (!f->open_failed)
+                                log_warning_errno(r, "Port udp:%u: open a flow to the guest: %m", f->port);
+                        f->open_failed = true;
+                        continue;
+                }
+                f->open_failed = false;
+                flow_set_local(fl, &mh);
+                ssize_t w = send(fl->fd, datagram, (size_t)n, MSG_DONTWAIT);
+                /* A pending ICMP error of an earlier datagram is reported instead of sending this one. */
+                if (w < 0 && errno == ECONNREFUSED)
+                        w = send(fl->fd, datagram, (size_t)n, MSG_DONTWAIT);
+                if (w < 0 && errno != EAGAIN && errno != ECONNREFUSED)
+                        log_full_errno(LOG_DEBUG, -errno, "Port udp:%u: send to the guest: %m", f->port);
+        }
+        return 0;
+}
+
+static uint64_t udp_idle_usec(void)
+{
+        const char *e = getenv("MACHINEMGR_UDP_IDLE_SEC");
+        unsigned sec;
+        if (e && safe_atou(e, &sec) >= 0 && sec > 0)
+                return (uint64_t)sec * USEC_PER_SEC;
+        return PORTFWD_UDP_IDLE_USEC;
+}
+
+/* ---- sockets on the host side ---- */
+
+static int listen_on(int protocol, int family, uint16_t port)
+{
+        bool udp = protocol == IPPROTO_UDP;
+        _cleanup_close_ int fd = socket(family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                                        protocol);
         int one = 1;
         if (fd < 0)
                 return -errno;
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        /* TCP: rebinding while old connections sit in TIME_WAIT. Never for UDP, where it would let a
+         * second socket share the port and silently take half of the datagrams. */
+        if (!udp && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
                 return -errno;
         if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+                return -errno;
+        if (udp && setsockopt(fd, family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
+                              family == AF_INET ? IP_PKTINFO : IPV6_RECVPKTINFO, &one, sizeof one) < 0)
                 return -errno;
 
         union {
@@ -223,24 +490,27 @@ static int listen_on(int family, uint16_t port)
                                                .sin6_addr = in6addr_any};
                 len = sizeof sa.in6;
         }
-        if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, SOMAXCONN) < 0)
+        if (bind(fd, (struct sockaddr *)&sa, len) < 0 || (!udp && listen(fd, SOMAXCONN) < 0))
                 return -errno;
         return TAKE_FD(fd);
 }
 
-int portfwd_new(sd_event *event, uint16_t host_port, PortForwardOpen open_target, void *userdata,
+int portfwd_new(sd_event *event, int protocol, uint16_t host_port, PortForwardOpen open_target, void *userdata,
                 PortForwarder **ret)
 {
+        if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
+                return -EPROTONOSUPPORT;
         PortForwarder *f = calloc(1, sizeof *f);
         if (!f)
                 return -ENOMEM;
-        *f = (PortForwarder){.event = sd_event_ref(event), .port = host_port, .listen_fd = {-1, -1},
-                             .open_target = open_target, .userdata = userdata};
+        *f = (PortForwarder){.event = sd_event_ref(event), .protocol = protocol, .port = host_port,
+                             .listen_fd = {-1, -1}, .open_target = open_target, .userdata = userdata,
+                             .idle_usec = udp_idle_usec()};
 
         static const int families[2] = {AF_INET, AF_INET6};
         int r = 0;
         for (int i = 0; r >= 0 && i < 2; i++) {
-                r = f->listen_fd[i] = listen_on(families[i], host_port);
+                r = f->listen_fd[i] = listen_on(protocol, families[i], host_port);
                 /* A host without IPv6 still forwards IPv4. */
                 if (r == -EAFNOSUPPORT && families[i] == AF_INET6) {
                         f->listen_fd[i] = -1;
@@ -248,7 +518,8 @@ int portfwd_new(sd_event *event, uint16_t host_port, PortForwardOpen open_target
                         continue;
                 }
                 if (r >= 0)
-                        r = sd_event_add_io(event, &f->listen_source[i], f->listen_fd[i], EPOLLIN, on_accept, f);
+                        r = sd_event_add_io(event, &f->listen_source[i], f->listen_fd[i], EPOLLIN,
+                                            protocol == IPPROTO_UDP ? on_datagram : on_accept, f);
         }
         if (r < 0) {
                 portfwd_free(f);
@@ -258,12 +529,19 @@ int portfwd_new(sd_event *event, uint16_t host_port, PortForwardOpen open_target
         return 0;
 }
 
+void portfwd_drop_flows(PortForwarder *f)
+{
+        while (f->flows)
+                flow_free(f->flows);
+}
+
 PortForwarder *portfwd_free(PortForwarder *f)
 {
         if (!f)
                 return NULL;
         while (f->connections)
                 connection_free(f->connections);
+        portfwd_drop_flows(f);
         for (int i = 0; i < 2; i++) {
                 sd_event_source_disable_unref(f->listen_source[i]);
                 safe_close(f->listen_fd[i]);

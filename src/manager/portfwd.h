@@ -1,19 +1,33 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* A TCP port forwarder in the daemon's event loop: listens on 0.0.0.0:PORT and [::]:PORT (IPV6_V6ONLY)
- * in the daemon's netns — so the host's loopback reaches it too — and relays each accepted connection
- * to a socket the owner opens (in the guest's netns), with splice() through pipes in both directions.
- * No process or thread per forward or per connection. */
+/* Port forwarders in the daemon's event loop: each listens on 0.0.0.0:PORT and [::]:PORT (IPV6_V6ONLY)
+ * in the daemon's netns — so the host's loopback reaches it too — and relays to sockets the owner opens
+ * (in the guest's netns). No process or thread per forward, connection or flow.
+ *
+ * TCP: each accepted connection is relayed with splice() through pipes in both directions.
+ * UDP: each client address (ip:port) is a "flow" with a datagram socket of its own connected to the
+ * guest, so the guest's replies can be told apart and sent back to that client from the address it sent
+ * to. Flows end after PORTFWD_UDP_IDLE_USEC without a datagram either way, and at most
+ * PORTFWD_UDP_FLOWS_MAX exist per forwarder (the least recently used one makes room for a new client).
+ * MACHINEMGR_UDP_IDLE_SEC in the daemon's environment overrides the idle timeout (for tests). */
 
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#define PORTFWD_UDP_IDLE_USEC (60ULL * 1000000ULL)
+#define PORTFWD_UDP_FLOWS_MAX 256
+
 typedef struct PortForwarder PortForwarder;
 
-/* Returns a non-blocking stream socket on which connect() to the target was started (or -errno). */
-typedef int (*PortForwardOpen)(void *userdata);
+/* Returns a non-blocking socket of this type (SOCK_STREAM or SOCK_DGRAM) on which connect() to the
+ * target was done (a datagram socket) or started (a stream socket), or -errno. */
+typedef int (*PortForwardOpen)(int type, void *userdata);
 
-int portfwd_new(sd_event *event, uint16_t host_port, PortForwardOpen open_target, void *userdata,
+/* protocol: IPPROTO_TCP or IPPROTO_UDP. */
+int portfwd_new(sd_event *event, int protocol, uint16_t host_port, PortForwardOpen open_target, void *userdata,
                 PortForwarder **ret);
 PortForwarder *portfwd_free(PortForwarder *f);
+/* Drops every UDP flow: their sockets were opened in a guest netns that is gone (the guest rebooted into
+ * a new one), and a client that keeps sending would keep such a flow alive forever. */
+void portfwd_drop_flows(PortForwarder *f);

@@ -100,7 +100,7 @@ bad() {
 bad "missing bridge" "Bridge 'nope' does not exist" mm start "$X" --no-boot --network=bridge --bridge=nope
 bad "not a bridge" "'lo' is not a bridge" mm start "$X" --no-boot --network=bridge --bridge=lo
 bad "bridge mode without bridge" "needs a bridge" mm start "$X" --no-boot --network=bridge
-bad "udp forward" "UDP port forwarding is not supported" mm start "$X" --no-boot --network=veth --port=udp:53
+bad "same port twice" "tcp:18084 is forwarded twice" mm start "$X" --no-boot --network=veth --port=18084 --port=tcp:18084:85
 bad "port out of range" "70000" mm start "$X" --no-boot --network=veth --port=70000
 bad "port forward with host netns" "needs a private network" mm start "$X" --no-boot --network=host --port=18083
 mm_settings "$X" $'[Network]\nAddress=10.0.0.300/24'
