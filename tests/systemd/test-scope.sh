@@ -53,6 +53,11 @@ check_match "machinectl status names the scope" "Unit: $SCOPE" "$out"
 check_match "machinectl status shows the leader" "Leader: $leader" "$out"
 out="$(machinemgr list 2>&1)" || true
 check_match "machinemgr list shows it running" "(^|[[:space:]])$NAME +running" "$out"
+# machined makes the guest reachable the way machinectl users expect: its journal and its systemd.
+out="$(journalctl -M "$NAME" -b -n 5 --no-pager 2>&1)" || true
+check_match "journalctl -M $NAME reads the guest's journal" "systemd|Started|Reached" "$out"
+out="$(systemctl -M "$NAME" is-system-running 2>&1)" || true
+check_match "systemctl -M $NAME reaches the guest's systemd" "^(running|degraded|starting)$" "$out"
 
 marker="console-marker-$RANDOM$RANDOM"
 check "write a line to the guest's /dev/console" console_write "$NAME" "$marker"
