@@ -7,8 +7,10 @@
  * nothing says why. Before a start we estimate what the guests would need and
  *   - warn (logged with the machine's name) when the estimate crosses a limit, naming the sysctl and
  *     the value that would be enough;
- *   - refuse (StartFailed) only when the start would certainly fail: the measured usage already leaves
- *     no room for even a minimal guest.
+ *   - refuse (StartFailed) when the measured usage plus a guest's worth for this guest and every guest
+ *     still starting crosses the limit: such a guest's systemd exits or hangs in start-up.
+ * With PrivateUsers=pick the guests' instances still count against root's limit: the kernel charges
+ * every level of the user-namespace chain, and root (the daemon) owns the guests' namespaces.
  *
  * The estimate (per booting systemd guest, measured on Debian 12 with tools/bench, see
  * docs/BENCHMARKS.md): HOST_LIMITS_GUEST_INOTIFY_INSTANCES inotify instances (systemd, journald,
@@ -18,9 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define HOST_LIMITS_GUEST_INOTIFY_INSTANCES 10U /* measured 8 on an idle Debian 12 guest, + margin */
+#define HOST_LIMITS_GUEST_INOTIFY_INSTANCES 10U /* an idle Debian 12 guest holds ~6, more while booting */
 #define HOST_LIMITS_GUEST_INOTIFY_WATCHES 64U   /* measured 26 */
-#define HOST_LIMITS_GUEST_PID1_INOTIFY 2U       /* systemd as PID 1 alone: below this it freezes */
 #define HOST_LIMITS_GUEST_MIN_TASKS 8U          /* an idle Debian 12 guest runs 5 */
 
 typedef struct HostLimits {
@@ -35,17 +36,23 @@ typedef struct HostLimits {
  * never checked). */
 int host_limits_read(const char *proc_root, HostLimits *ret);
 
-/* inotify instances held by processes of uid under proc_root (fd symlinks to "anon_inode:inotify",
- * each open file counted once). Costs a walk over /proc: only called when the estimate is close. */
+/* inotify instances charged to uid under proc_root: held by processes of uid in our user namespace or
+ * by processes in user namespaces uid owns (fd symlinks to "anon_inode:inotify"; on the real /proc each
+ * open file counted once, told apart with kcmp()). Costs a walk over /proc: only called when the
+ * estimate is close. */
 int host_limits_count_inotify(const char *proc_root, uint32_t uid, uint64_t *ret_instances);
 
-/* The decision. booted_guests: guests with Boot=yes already running (this one not included).
- * used_inotify: measured instances of the guests' uid, or UINT64_MAX when not measured.
- * Returns 0 fine, 1 warning, -E2BIG certain failure; *ret_message (malloc'd) names the sysctl, its value
+/* The decision. booted_guests: guests with Boot=yes known to the manager (this one not included);
+ * starting_guests: those of them still starting (their inotify instances are not all open yet).
+ * used_inotify: measured instances charged to the guests' uid, or UINT64_MAX when not measured.
+ * Returns 0 fine, 1 warning (estimate only), -E2BIG refused: measured usage + (starting + 1) guests'
+ * worth crosses the limit, or pid_max is used up. *ret_message (malloc'd) names the sysctl, its value
  * and the value needed, for 1 and -E2BIG. */
-int host_limits_check(const HostLimits *l, unsigned booted_guests, bool boot, uint64_t used_inotify,
-                      char **ret_message);
+int host_limits_check(const HostLimits *l, unsigned booted_guests, unsigned starting_guests, bool boot,
+                      uint64_t used_inotify, char **ret_message);
 
 /* What machine_start() calls: reads /proc, counts inotify usage only when the estimate is over half
- * the limit, logs a warning with the machine's name. -E2BIG with *ret_message on certain failure. */
-int host_limits_check_start(const char *machine, unsigned booted_guests, bool boot, char **ret_message);
+ * the limit, logs a warning (or the refusal) with the machine's name. -E2BIG with *ret_message when
+ * refused. */
+int host_limits_check_start(const char *machine, unsigned booted_guests, unsigned starting_guests, bool boot,
+                            char **ret_message);

@@ -583,13 +583,21 @@ int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
                 return r;
 
         /* Many guests share the host's per-user limits: warn before one comes up degraded (host-limits.h). */
-        unsigned booted = 0;
+        unsigned booted = 0, starting = 0;
         for (Machine *i = m->manager->machines; i; i = i->next)
-                booted += i != m && i->settings && i->settings->boot > 0;
+                if (i != m && i->settings && i->settings->boot > 0) {
+                        booted++;
+                        starting += i->state == MACHINE_STARTING;
+                }
         _cleanup_free_ char *limit_failure = NULL;
-        if (host_limits_check_start(m->name, booted, m->settings->boot > 0, &limit_failure) < 0)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: host limit: %s", m->name,
-                                         limit_failure);
+        r = host_limits_check_start(m->name, booted, starting, m->settings->boot > 0, &limit_failure);
+        if (r < 0) {
+                /* Recorded, so `machinemgr status NAME` says why even when the caller dropped the error. */
+                r = sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: host limit: %s", m->name,
+                                      limit_failure);
+                manager_record_exit(m->manager, m->name, "failed", E2BIG, error->message);
+                return r;
+        }
 
         r = image_lock(m->manager->image_path, m->name, &m->image_lock_fd);
         if (r == -EBUSY)

@@ -41,6 +41,10 @@ if [[ -d "$DEBIAN" ]]; then
         check boot boot.json "machinemgr/nspawn cycle"
         "$BENCH/density.py" --n 2 >"$BENCH_OUT/density.out" 2>"$BENCH_OUT/density.err" || true
         check density density.json "nspawn  *N=  2"
+        # The default-PrivateUsers=pick column must boot too, and start errors must not be swallowed.
+        grep -q -- "machinemgr-pick *N=  2 ready .*(not ready 0)" "$BENCH_OUT/density.out" &&
+                echo "ok - density machinemgr-pick" ||
+                { echo "FAIL: density machinemgr-pick"; failed=$((failed + 1)); }
 else
         echo "ok - boot, density # SKIP no Debian rootfs at $DEBIAN"
 fi

@@ -19,6 +19,11 @@ import mmbench as mb
 from density import pss_kib, rss_kib
 
 
+def meminfo_kib():
+        with open("/proc/meminfo") as f:
+                return {l.split(":")[0]: int(l.split()[1]) for l in f}
+
+
 def main():
         ap = argparse.ArgumentParser()
         ap.add_argument("--n", type=int, default=200)
@@ -31,6 +36,7 @@ def main():
                         b.busybox_image(n)
                 b.start_daemon()
                 rss0, pss0 = rss_kib(b.daemon.pid), pss_kib(b.daemon.pid)
+                k0 = meminfo_kib()
                 half = a.n // 2
                 t0 = time.monotonic()
                 for n in names[:half]:
@@ -41,6 +47,15 @@ def main():
                 failed = sum(p.wait() != 0 for p in ps)
                 par = (a.n - half) / (time.monotonic() - t0)
                 running = len(b.mm("list", "--no-legend").stdout.splitlines())
+                time.sleep(2)
+                # Kernel memory per machine: everything the kernel holds for one Boot=no container (its
+                # namespaces, mounts, cgroup, pty, sockets, pidfd) *and* its two tiny processes (kernel
+                # stacks, page tables): an upper bound of the kernel's share outside the guest.
+                k1 = meminfo_kib()
+                kdelta = {k: k1[k] - k0[k] for k in ("SUnreclaim", "SReclaimable", "PageTables", "KernelStack")}
+                guest_pss = sum(pss_kib(p) for p in mb.pidns_members_of_children(b.daemon.pid))
+                status = {l.split(":")[0]: l.split(":")[1].strip() for l in open(f"/proc/{b.daemon.pid}/status")
+                          if l.startswith("Vm")}
                 addr = f"unix:path={b.run}/private"
                 raw = os.path.join(b.tmp, "hf.json")
                 path = "/org/machinemgr1/machine/" + names[-1]
@@ -56,6 +71,9 @@ def main():
                 out.update({"start_per_s_sequential": seq, "start_per_s_concurrent": par, "failed": failed,
                             "running": running, "daemon_rss_kib": [rss0, rss_kib(b.daemon.pid)],
                             "daemon_pss_kib": [pss0, pss_kib(b.daemon.pid)],
+                            "kernel_delta_kib": kdelta, "kernel_per_machine_kib": sum(kdelta.values()) / max(1, running),
+                            "guest_pss_per_machine_kib": guest_pss / max(1, running), "daemon_status": status,
+                            "load": open("/proc/loadavg").read().split()[:3],
                             "latency_ms": {r["command"]: mb.stats([t * 1000 for t in r["times"]]) for r in h["results"]}})
                 # Stop them all before the daemon goes (mmbench would terminate one by one).
                 b.mm("terminate", *names, check=False, timeout=300)
@@ -67,6 +85,10 @@ def main():
         print(f"daemon RSS {out['daemon_rss_kib'][0]} -> {out['daemon_rss_kib'][1]} KiB, "
               f"PSS {out['daemon_pss_kib'][0]} -> {out['daemon_pss_kib'][1]} KiB "
               f"({(out['daemon_pss_kib'][1] - out['daemon_pss_kib'][0]) / max(1, running):.1f} KiB per machine)")
+        print(f"kernel (slab + page tables + kernel stacks) per machine: {out['kernel_per_machine_kib']:.0f} KiB "
+              f"{out['kernel_delta_kib']}; guest processes' PSS per machine {out['guest_pss_per_machine_kib']:.0f} KiB")
+        print(f"daemon with {running} machines: VmRSS {out['daemon_status'].get('VmRSS')}, "
+              f"VmPTE {out['daemon_status'].get('VmPTE')}")
         mb.save("api", out)
 
 

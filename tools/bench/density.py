@@ -10,12 +10,17 @@ For each tool and N: every guest boots its own overlayfs over one Debian copy. R
                tool  = machinemgrd's PSS, or the sum of the nspawn processes' PSS,
                kernel/other = the rest of the drop (page tables, namespaces, cgroups, overlay, slab)
                per guest: (drop - guest) / N is the host memory per container outside the guest
-  degraded     guests whose `systemctl is-system-running` is not "running"
+  degraded     guests whose `systemctl is-system-running` is not "running" (a guest that never came up
+               counts too, as "none"; the StartFailed messages are printed and kept in "errors")
+Tools: machinemgr (--private-users=no, overlayfs images, like nspawn), machinemgr-pick (the default
+PrivateUsers=pick: images are bind mounts of the base with --ephemeral, a tmpfs upper layer each),
+nspawn. Each machinemgr run keeps its daemon log as $BENCH_OUT/density-TOOL-N-daemon.log.
   poweroff_s   SIGRTMIN+4 to all (machinemgr: `poweroff NAMES --wait`) -> all gone and cleaned up
 The host's fs.inotify.max_user_instances is left alone unless --inotify=VALUE is given (then restored):
-with 128, about 12 systemd guests fit (each needs ~8 instances, all as root); see docs/BENCHMARKS.md.
+with 128, about 12-20 systemd guests fit (each holds ~6 instances, more while booting, all charged to root,
+also with PrivateUsers=pick); machinemgr refuses a start that would cross it. See docs/BENCHMARKS.md.
 
-Usage: tools/bench/density.py [--n 10,30,100] [--tools machinemgr,nspawn] [--inotify VALUE]
+Usage: tools/bench/density.py [--n 10,30,100] [--tools machinemgr,machinemgr-pick,nspawn] [--inotify VALUE]
 """
 import argparse
 import os
@@ -38,6 +43,14 @@ def mem_available_kib():
                         if l.startswith("MemAvailable:"):
                                 return int(l.split()[1])
         return 0
+
+
+KERNEL_KEYS = ("SUnreclaim", "SReclaimable", "PageTables", "KernelStack", "Shmem")
+
+
+def meminfo_kib():
+        with open("/proc/meminfo") as f:
+                return {l.split(":")[0]: int(l.split()[1]) for l in f}
 
 
 def pss_kib(pid):
@@ -80,17 +93,23 @@ def pidns_members(leaders):
         return pids
 
 
-def run_machinemgr(b, names):
+def run_machinemgr(b, names, extra=("--private-users=no",)):
         t0 = time.monotonic()
-        # Privileged like the LXC/nspawn runs; the overlayfs images cannot be idmapped.
-        ps = [b.mm_popen("start", n, "--private-users=no", "--wait") for n in names]
+        # Default: privileged like the nspawn runs (overlayfs images cannot be idmapped); the
+        # machinemgr-pick column passes --ephemeral over bind-mounted images instead.
+        ps = [b.mm_popen("start", n, *extra, "--wait") for n in names]
         end, failed = time.monotonic() + 600, 0
-        for p in ps:  # a guest that never sends READY=1 must not hang the benchmark
+        for n, p in zip(names, ps):  # a guest that never sends READY=1 must not hang the benchmark
                 try:
-                        failed += p.wait(max(1, end - time.monotonic())) != 0
+                        if p.wait(max(1, end - time.monotonic())) != 0:
+                                failed += 1
+                                b.errors.append(p.stderr.read().strip())
                 except subprocess.TimeoutExpired:
                         failed += 1
+                        b.errors.append(f"{n}: not ready after 600 s")
         ready = time.monotonic() - t0
+        for e in b.errors:  # the colleague's N=30 run lost these: every one was a clear StartFailed
+                mb.log(e)
         leaders = [b.leader(n) for n in names]
         return ready, failed, leaders, [b.daemon.pid]
 
@@ -149,7 +168,7 @@ def poweroff_nspawn(b, ps_leaders):
 def main():
         ap = argparse.ArgumentParser()
         ap.add_argument("--n", default="10,30,100")
-        ap.add_argument("--tools", default="machinemgr,nspawn")
+        ap.add_argument("--tools", default="machinemgr,machinemgr-pick,nspawn")
         ap.add_argument("--inotify", type=int, default=0)
         a = ap.parse_args()
 
@@ -161,38 +180,60 @@ def main():
                                 f.write(str(a.inotify))
                 for n in [int(x) for x in a.n.split(",")]:
                         for t in a.tools.split(","):
-                                with mb.Bench(f"density-{t}") as b:
-                                        if t == "machinemgr":
+                                mm = t.startswith("machinemgr")
+                                with mb.Bench(f"density-{t}-{n}") as b:
+                                        b.errors = []
+                                        if mm:
                                                 b.start_daemon()
                                         names = [f"d{i}" for i in range(n)]
                                         for x in names:
-                                                b.debian_image(x)
+                                                (b.debian_bind_image if t == "machinemgr-pick" else b.debian_image)(x)
                                         time.sleep(1)
                                         m0 = mem_available_kib()
+                                        k0 = meminfo_kib()
                                         w0 = time.monotonic()
-                                        ready, failed, leaders, tool = (run_machinemgr if t == "machinemgr"
-                                                                        else run_nspawn)(b, names)
+                                        if t == "machinemgr-pick":
+                                                ready, failed, leaders, tool = run_machinemgr(b, names, ("--ephemeral",))
+                                        else:
+                                                ready, failed, leaders, tool = (run_machinemgr if mm
+                                                                                else run_nspawn)(b, names)
+                                        daemon_status = {}
+                                        if mm:
+                                                daemon_status = dict(l.split(":", 1) for l in open(
+                                                        f"/proc/{b.daemon.pid}/status") if l.startswith("Vm"))
                                         time.sleep(3)
                                         drop = m0 - mem_available_kib()
+                                        # Kernel memory, guests' own and the manager's together (slab, page
+                                        # tables, kernel stacks, tmpfs): an upper bound of the kernel's share
+                                        # outside the guest. MemAvailable minus the guests' PSS cannot give it:
+                                        # the guests' file pages were in the page cache before (warmed).
+                                        k1 = meminfo_kib()
+                                        kdelta = {k: k1[k] - k0[k] for k in KERNEL_KEYS}
                                         guest = sum(pss_kib(p) for p in pidns_members([l for l in leaders if l]))
                                         tool_pss = sum(pss_kib(p) for p in tool)
                                         tool_rss = sum(rss_kib(p) for p in tool)
                                         states = [mb.guest_system_state(l) if l else "none" for l in leaders]
                                         degraded = sum(s != "running" for s in states)
-                                        off = (poweroff_machinemgr(b, names, leaders) if t == "machinemgr"
+                                        off = (poweroff_machinemgr(b, names, leaders) if mm
                                                else poweroff_nspawn(b, leaders))
                                         r = {"n": n, "ready_s": ready, "not_ready": failed, "mem_drop_kib": drop,
                                              "guest_pss_kib": guest, "tool_pss_kib": tool_pss,
                                              "tool_rss_kib": tool_rss, "kernel_other_kib": drop - guest - tool_pss,
                                              "outside_guest_per_container_kib": (drop - guest) / n,
                                              "degraded": degraded, "states": states, "poweroff_s": off,
+                                             "kernel_delta_kib": kdelta,
+                                             "kernel_per_guest_kib": (sum(kdelta.values()) - kdelta["Shmem"]) / n,
+                                             "errors": b.errors, "load": open("/proc/loadavg").read().split()[:3],
+                                             "daemon_status": {k: v.strip() for k, v in daemon_status.items()},
                                              "wall_s": time.monotonic() - w0}
                                         out["results"].setdefault(t, []).append(r)
-                                        print(f"{t:10s} N={n:3d} ready {ready:6.2f} s (not ready {failed}), "
+                                        print(f"{t:15s} N={n:3d} ready {ready:6.2f} s (not ready {failed}), "
                                               f"mem drop {drop / 1024:7.1f} MiB = guests {guest / 1024:.1f} + "
                                               f"tool {tool_pss / 1024:.1f} (RSS {tool_rss / 1024:.1f}) + kernel/other "
                                               f"{(drop - guest - tool_pss) / 1024:.1f}; outside guest "
-                                              f"{(drop - guest) / n:.0f} KiB/guest; degraded {degraded}; "
+                                              f"{(drop - guest) / n:.0f} KiB/guest; kernel (slab+PT+stacks) "
+                                              f"{(sum(kdelta.values()) - kdelta['Shmem']) / n:.0f} KiB/guest, "
+                                              f"daemon PSS/guest {tool_pss / n:.0f} KiB; degraded {degraded}; "
                                               f"poweroff {off:.2f} s", flush=True)
                                         mb.save("density", out)  # after each N: a later failure keeps these
         finally:

@@ -177,6 +177,17 @@ class Bench:
                 self.mounts.append(d)
                 return d
 
+        def debian_bind_image(self, name):
+                """IMAGES/NAME: a bind mount of the Debian base, for --ephemeral guests (their own tmpfs upper
+                layer over the image). For PrivateUsers=pick, whose idmapped mount an overlayfs image cannot
+                take."""
+                base = self.debian_base()
+                d = os.path.join(self.images, name)
+                os.makedirs(d, exist_ok=True)
+                subprocess.run(["mount", "--bind", base, d], check=True)
+                self.mounts.append(d)
+                return d
+
         def drop_image(self, d):
                 if d in self.mounts:
                         subprocess.run(["umount", "-l", d])
@@ -198,6 +209,9 @@ class Bench:
                 return d
 
         def __exit__(self, *exc):
+                # The daemon's log outlives the scratch dir: why a guest failed must stay readable.
+                if self.daemon and os.path.exists(self.daemon_log):
+                        shutil.copy(self.daemon_log, os.path.join(OUT, f"{self.name}-daemon.log"))
                 for p in self.procs:
                         if p.poll() is None:
                                 p.kill()
@@ -281,6 +295,22 @@ def guest_init_of(pid):
         return 0
 
 
+def pidns_members_of_children(pid):
+        """Every process below pid (its descendants, pid itself excluded)."""
+        out, todo = [], [pid]
+        while todo:
+                p = todo.pop()
+                try:
+                        for t in os.listdir(f"/proc/{p}/task"):
+                                with open(f"/proc/{p}/task/{t}/children") as f:
+                                        kids = [int(c) for c in f.read().split()]
+                                        out += kids
+                                        todo += kids
+                except OSError:
+                        continue
+        return out
+
+
 def guest_systemd_times(leader):
         """(UserspaceTimestampMonotonic, FinishTimestampMonotonic) of the guest's systemd, in µs of the host's
         CLOCK_MONOTONIC (no time namespace). Taken by systemd itself, the same way under every tool."""
@@ -292,8 +322,16 @@ def guest_systemd_times(leader):
 
 
 def guest_system_state(leader):
-        r = subprocess.run(["nsenter", "-t", str(leader), "-m", "-p", "--", "/bin/systemctl", "is-system-running"],
-                           capture_output=True, text=True)
+        # A guest with its own user namespace (PrivateUsers=pick): enter it too, or systemctl, as the host's
+        # root mapped to nobody in there, cannot talk to the guest's systemd.
+        userns = []
+        try:
+                if os.readlink(f"/proc/{leader}/ns/user") != os.readlink("/proc/self/ns/user"):
+                        userns = ["-U"]
+        except OSError:
+                pass
+        r = subprocess.run(["nsenter", "-t", str(leader), "-m", "-p", *userns, "--", "/bin/systemctl",
+                            "is-system-running"], capture_output=True, text=True)
         return r.stdout.strip() or "unknown"
 
 
