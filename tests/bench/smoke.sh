@@ -9,7 +9,8 @@ set -euo pipefail
 MM_SOURCE_ROOT=${MM_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 export MM_BUILD_ROOT=${MM_BUILD_ROOT:-$MM_SOURCE_ROOT/build}
 BENCH=$MM_SOURCE_ROOT/tools/bench
-DEBIAN=${BENCH_DEBIAN:-/var/cache/machinemgr/probe/debian}
+DEBIAN=${BENCH_DEBIAN:-${MM_DEBIAN_ROOTFS:-/var/cache/machinemgr/probe/debian}}
+export BENCH_DEBIAN=$DEBIAN
 
 [[ $(id -u) == 0 ]] || { echo "SKIP: needs root"; exit 77; }
 for p in hyperfine systemd-nspawn python3 unshare; do

@@ -11,7 +11,7 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
 ATTACK=${MM_ATTACK:-$MM_BUILD_ROOT/tests/security/attack}
-DEBIAN_SRC=${MM_DEBIAN_SRC:-/var/cache/machinemgr/probe/debian}
+DEBIAN_SRC=${MM_DEBIAN_SRC:-${MM_DEBIAN_ROOTFS:-/var/cache/machinemgr/probe/debian}}
 [[ -x "$ATTACK" ]] || mm_skip "$ATTACK not built (static libc missing?)"
 
 mm_setup
