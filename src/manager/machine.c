@@ -260,6 +260,30 @@ static void machine_log_exit(Machine *m, const char *result, int status)
                 log_machine_info(m->name, "Init is gone (exit status not observable after re-adoption).");
 }
 
+/* The same machine again, after its init ended for a reboot: fresh cgroup and process, same console,
+ * notify socket, settings and bus object. */
+static int machine_respawn(Machine *m)
+{
+        m->stopping_for_reboot = false;
+        machine_release_process(m);
+        if (m->console)
+                console_flush(m->console);
+        if (m->cgroup) {
+                (void)cgroup_kill(m->cgroup, SIGKILL);
+                int r = cgroup_destroy(m->cgroup);
+                if (r < 0)
+                        return log_machine_error_errno(m->name, r, "Reboot failed: remove the old cgroup: %m");
+                m->cgroup = cgroup_free(m->cgroup);
+        }
+        log_machine_info(m->name, "Rebooting.");
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = machine_spawn(m, &error);
+        if (r < 0)
+                log_machine_error_errno(m->name, r, "Reboot failed: %s", error.message ?: strerror(-r));
+        sd_bus_error_free(&error);
+        return r;
+}
+
 static void machine_leader_gone(Machine *m, const char *result, int status)
 {
         /* A failed start was recorded (with its reason) by the sync handler; keep that record. */
@@ -294,28 +318,8 @@ static void machine_leader_gone(Machine *m, const char *result, int status)
         /* A guest's reboot(2) ends its init with SIGHUP; a Reboot() of a Boot=no guest asked for the
          * same. Either way: the same machine comes back with the same settings. */
         bool reboot = !start_failed && m->state != MACHINE_STOPPING && streq(result, "killed") && status == SIGHUP;
-        if (m->stopping_for_reboot || reboot) {
-                m->stopping_for_reboot = false;
-                machine_release_process(m);
-                if (m->console)
-                        console_flush(m->console);
-                if (m->cgroup) {
-                        (void)cgroup_kill(m->cgroup, SIGKILL);
-                        if (cgroup_destroy(m->cgroup) >= 0) {
-                                m->cgroup = cgroup_free(m->cgroup);
-                                log_machine_info(m->name, "Rebooting.");
-                                sd_bus_error error = SD_BUS_ERROR_NULL;
-                                int r = machine_spawn(m, &error);
-                                if (r >= 0) {
-                                        sd_bus_error_free(&error);
-                                        return;
-                                }
-                                log_machine_error_errno(m->name, r, "Reboot failed: %s",
-                                                        error.message ?: strerror(-r));
-                                sd_bus_error_free(&error);
-                        }
-                }
-        }
+        if ((m->stopping_for_reboot || reboot) && machine_respawn(m) >= 0)
+                return;
         machine_finalize(m);
 }
 

@@ -33,4 +33,17 @@ assert_exit 0 mm status "$A"
 assert_contains "status shows the exit status of Command=" "$MM_STDOUT" "12"
 assert_no_leftovers "$A"
 
+# Reboot of a Boot=no machine: the payload starts afresh, same machine, new leader.
+B=$(mm_name reboot)
+assert_exit 0 mm_start_busybox "$B" "sleep 100000"
+OLD=$(mm_leader "$B" || true)
+assert_exit 0 mm reboot "$B"
+new_leader() { local l; l=$(mm_leader "$B" 2>/dev/null) && [[ -n "$l" && "$l" != "$OLD" ]]; }
+assert_true "a new leader after reboot" mm_wait_for 10 new_leader
+assert_true "old leader gone" mm_pid_gone "$OLD"
+assert_exit 0 mm shell "$B" true
+assert_exit 0 mm terminate "$B"
+assert_true "$B gone" mm_wait_for 10 sh -c "! [ -e '$MM_RUN/machines/$B' ]"
+assert_no_leftovers "$B"
+
 mm_finish

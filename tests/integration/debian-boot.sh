@@ -23,6 +23,16 @@ assert_ne "has a memory cgroup" "" "$(mm_scope_dir "$D" "$(mm_controller_hier me
 # systemd inside got far enough to run its own units.
 assert_exit 0 mm shell "$D" systemctl is-system-running --wait
 
+# Reboot: SIGINT to systemd, whose reboot(2) ends init with SIGHUP; the same machine comes back.
+leader_changed() { local l; l=$(mm_leader "$D" 2>/dev/null) && [[ -n "$l" && "$l" != "$LEADER" ]]; }
+assert_exit 0 mm reboot "$D"
+assert_true "a new leader after reboot" mm_wait_for 60 leader_changed
+assert_true "running again after reboot" mm_wait_for 60 sh -c \
+        "[ \"\$(MACHINEMGR_ADDRESS=unix:path=$MM_RUN/private $MM_BUILD_ROOT/tools/machinemgr show $D -p State)\" = State=running ]"
+assert_true "old leader gone" mm_pid_gone "$LEADER"
+LEADER=$(mm_leader "$D" || true)
+assert_exit 0 mm shell "$D" systemctl is-system-running --wait
+
 assert_exit 0 mm poweroff "$D" --wait
 assert_true "leader gone after poweroff" mm_wait_for 5 mm_pid_gone "$LEADER"
 assert_eq "no longer listed" "" "$(mm list --no-legend 2>/dev/null | grep -F "$D" || true)"
