@@ -8,6 +8,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -53,7 +54,15 @@ static void kill_and_reap(int pidfd)
         (void) waitid(P_PIDFD, (id_t) pidfd, &si, WEXITED);
 }
 
-/* The daemon blocks the signals sd-event handles and may ignore others; both survive exec. */
+static struct rlimit guest_nofile = {.rlim_cur = RLIM_INFINITY}; /* rlim_cur infinity: leave alone */
+
+void container_set_guest_nofile(const struct rlimit *rl)
+{
+        guest_nofile = *rl;
+}
+
+/* The daemon blocks the signals sd-event handles and may ignore others, and runs with a raised fd limit;
+ * all of it survives exec, none of it is the guest's business. */
 static void reset_signals(void)
 {
         sigset_t all;
@@ -62,6 +71,8 @@ static void reset_signals(void)
                 (void) signal(sig, SIG_DFL);
         sigemptyset(&all);
         (void) sigprocmask(SIG_SETMASK, &all, NULL);
+        if (guest_nofile.rlim_cur != RLIM_INFINITY)
+                (void) setrlimit(RLIMIT_NOFILE, &guest_nofile);
 }
 
 /* ---- child side: runs in the new namespaces, reports failures over the sync socket ---- */

@@ -86,3 +86,8 @@ int container_find_init(const char *root, char **ret_path);
 int container_enter(int leader_pidfd, const char *cgroup_procs_paths[], int cgroup2_fd, const char *user,
                     char **argv, char **env, int stdin_fd, int stdout_fd, int stderr_fd, uint64_t capabilities,
                     pid_t *ret_pid, int *ret_pidfd);
+
+/* The fd limit guests (and shell sessions) start with: the daemon raises its own to serve many machines,
+ * guests get the limit the daemon was started with, as systemd gives services 1024 soft. */
+struct rlimit;
+void container_set_guest_nofile(const struct rlimit *rl);

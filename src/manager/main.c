@@ -2,9 +2,11 @@
 /* machinemgrd: one process, one event loop, every container. */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
+#include "container.h"
 #include "fdstore.h"
 #include "log.h"
 #include "manager.h"
@@ -128,6 +130,15 @@ int main(int argc, char *argv[])
         sigaddset(&mask, SIGINT);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
+
+        /* About five fds per machine plus one per client: a service's default soft limit of 1024 would run
+         * out near 200 machines. Raise ours to the hard limit; guests get the original. */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) >= 0 && nofile.rlim_cur < nofile.rlim_max) {
+                struct rlimit raised = {.rlim_cur = nofile.rlim_max, .rlim_max = nofile.rlim_max};
+                if (setrlimit(RLIMIT_NOFILE, &raised) >= 0)
+                        container_set_guest_nofile(&nofile);
+        }
 
         Manager *m;
         if ((r = manager_new(&m)) < 0) {
