@@ -260,6 +260,19 @@ static void machine_log_exit(Machine *m, const char *result, int status)
                 log_machine_info(m->name, "Init is gone (exit status not observable after re-adoption).");
 }
 
+static int machine_spawn_logged(Machine *m)
+{
+        log_machine_info(m->name, "Rebooting.");
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = machine_spawn(m, &error);
+        if (r < 0)
+                log_machine_error_errno(m->name, r, "Reboot failed: %s", error.message ?: strerror(-r));
+        sd_bus_error_free(&error);
+        return r;
+}
+
+static int machine_wait_cgroup_gone(Machine *m);
+
 /* The same machine again, after its init ended for a reboot: fresh cgroup and process, same console,
  * notify socket, settings and bus object. */
 static int machine_respawn(Machine *m)
@@ -271,17 +284,18 @@ static int machine_respawn(Machine *m)
         if (m->cgroup) {
                 (void)cgroup_kill(m->cgroup, SIGKILL);
                 int r = cgroup_destroy(m->cgroup);
+                if (r == -EBUSY) {
+                        m->respawn_pending = true;
+                        r = machine_wait_cgroup_gone(m);
+                        if (r >= 0)
+                                return 0;
+                        m->respawn_pending = false;
+                }
                 if (r < 0)
                         return log_machine_error_errno(m->name, r, "Reboot failed: remove the old cgroup: %m");
                 m->cgroup = cgroup_free(m->cgroup);
         }
-        log_machine_info(m->name, "Rebooting.");
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = machine_spawn(m, &error);
-        if (r < 0)
-                log_machine_error_errno(m->name, r, "Reboot failed: %s", error.message ?: strerror(-r));
-        sd_bus_error_free(&error);
-        return r;
+        return machine_spawn_logged(m);
 }
 
 static void machine_leader_gone(Machine *m, const char *result, int status)
@@ -372,8 +386,28 @@ static int machine_on_cleanup_timer(sd_event_source *s, uint64_t usec, void *use
         }
         if (r < 0)
                 log_machine_warning_errno(m->name, r, "Remove cgroup %s: %m", strempty(cgroup_path(m->cgroup)));
+        m->cleanup_timer = sd_event_source_disable_unref(m->cleanup_timer);
+        if (m->respawn_pending) {
+                m->respawn_pending = false;
+                if (r >= 0) {
+                        m->cgroup = cgroup_free(m->cgroup);
+                        if (machine_spawn_logged(m) >= 0)
+                                return 0;
+                }
+                machine_finalize(m);
+                return 0;
+        }
         machine_finish(m);
         return 0;
+}
+
+/* Retries removing the cgroup from a timer: processes outside the pid namespace (a shell session's helper)
+ * can outlive init by a moment, and the kernel empties v1 cgroups asynchronously. */
+static int machine_wait_cgroup_gone(Machine *m)
+{
+        m->cleanup_tries = 0;
+        return sd_event_add_time_relative(m->manager->event, &m->cleanup_timer, CLOCK_MONOTONIC,
+                                          CLEANUP_RETRY_USEC, 0, machine_on_cleanup_timer, m);
 }
 
 /* Everything the machine had goes: processes, cgroups, runtime files, the bus object. */
@@ -396,10 +430,7 @@ static void machine_finalize(Machine *m)
                 machine_finish(m);
                 return;
         }
-        m->cleanup_tries = 0;
-        r = sd_event_add_time_relative(m->manager->event, &m->cleanup_timer, CLOCK_MONOTONIC, CLEANUP_RETRY_USEC,
-                                       0, machine_on_cleanup_timer, m);
-        if (r < 0)
+        if (machine_wait_cgroup_gone(m) < 0)
                 machine_finish(m);
 }
 

@@ -65,6 +65,7 @@ struct Machine {
 
         uint32_t uid_shift, uid_range; /* PrivateUsers= range, 0 = none (machine-userns.c) */
         bool stopping_for_reboot;
+        bool respawn_pending; /* a reboot waits for the old cgroup to empty (cleanup_timer) */
         Machine *next;
 };
 
