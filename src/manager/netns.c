@@ -49,33 +49,41 @@ static int nl_to_errno(int nlerr)
         }
 }
 
+static int rtnl_open(struct nl_sock **ret)
+{
+        struct nl_sock *sk = nl_socket_alloc();
+        if (!sk)
+                return -ENOMEM;
+        int r = nl_connect(sk, NETLINK_ROUTE);
+        if (r < 0) {
+                nl_socket_free(sk);
+                return nl_to_errno(r);
+        }
+        *ret = sk;
+        return 0;
+}
+
+static int link_set_up(struct nl_sock *sk, struct rtnl_link *link)
+{
+        __attribute__((cleanup(rtnl_link_putp))) struct rtnl_link *change = rtnl_link_alloc();
+        if (!change)
+                return -ENOMEM;
+        rtnl_link_set_flags(change, IFF_UP);
+        int r = rtnl_link_change(sk, link, change, 0);
+        return r < 0 ? nl_to_errno(r) : 0;
+}
+
 int netns_loopback_up(void)
 {
         __attribute__((cleanup(nl_socket_freep))) struct nl_sock *sk = NULL;
         __attribute__((cleanup(rtnl_link_putp))) struct rtnl_link *lo = NULL;
-        __attribute__((cleanup(rtnl_link_putp))) struct rtnl_link *change = NULL;
-        int r;
-
-        sk = nl_socket_alloc();
-        if (!sk)
-                return -ENOMEM;
-        r = nl_connect(sk, NETLINK_ROUTE);
+        int r = rtnl_open(&sk);
         if (r < 0)
-                return nl_to_errno(r);
-
+                return r;
         r = rtnl_link_get_kernel(sk, 0, "lo", &lo);
         if (r < 0)
                 return nl_to_errno(r);
-
-        change = rtnl_link_alloc();
-        if (!change)
-                return -ENOMEM;
-        rtnl_link_set_flags(change, IFF_UP);
-
-        r = rtnl_link_change(sk, lo, change, 0);
-        if (r < 0)
-                return nl_to_errno(r);
-        return 0;
+        return link_set_up(sk, lo);
 }
 
 static void nl_addr_putp(struct nl_addr **a)
@@ -116,16 +124,11 @@ int netns_setup_host0(char **addresses, const char **ret_step)
         static char step[128];
         __attribute__((cleanup(nl_socket_freep))) struct nl_sock *sk = NULL;
         __attribute__((cleanup(rtnl_link_putp))) struct rtnl_link *link = NULL;
-        __attribute__((cleanup(rtnl_link_putp))) struct rtnl_link *change = NULL;
-        int r;
 
         *ret_step = "open rtnetlink in the guest";
-        sk = nl_socket_alloc();
-        if (!sk)
-                return -ENOMEM;
-        r = nl_connect(sk, NETLINK_ROUTE);
+        int r = rtnl_open(&sk);
         if (r < 0)
-                return nl_to_errno(r);
+                return r;
 
         *ret_step = "find host0";
         r = rtnl_link_get_kernel(sk, 0, "host0", &link);
@@ -141,12 +144,7 @@ int netns_setup_host0(char **addresses, const char **ret_step)
         }
 
         *ret_step = "bring up host0";
-        change = rtnl_link_alloc();
-        if (!change)
-                return -ENOMEM;
-        rtnl_link_set_flags(change, IFF_UP);
-        r = rtnl_link_change(sk, link, change, 0);
-        return r < 0 ? nl_to_errno(r) : 0;
+        return link_set_up(sk, link);
 }
 
 /* The guest's file, never following a symlink in the image out of (or within) its root. */
