@@ -76,8 +76,102 @@ static int find_own_dir(struct libmnt_table *t, const char *controllers, const c
         return -ENOENT;
 }
 
+/* Our own cgroup in one hierarchy we are in. */
+typedef struct OwnCGroup {
+        char *controllers; /* NULL for cgroup2 */
+        char *dir;         /* host path of <own>/machine.slice */
+        char *path;        /* the same from the hierarchy's root */
+        bool made;         /* machine.slice made (or found) by this daemon */
+} OwnCGroup;
+
+/* Where we are does not change while we run: found once, not per start (a start is latency-bound, and
+ * parsing the mount table is a good part of a millisecond). */
+static OwnCGroup *own_cgroups;
+static size_t n_own_cgroups;
+
+static int own_cgroup_add(const char *controllers, const char *own, const char *path)
+{
+        OwnCGroup *n = realloc(own_cgroups, (n_own_cgroups + 1) * sizeof(OwnCGroup));
+        if (!n)
+                return -ENOMEM;
+        own_cgroups = n;
+        const char *sep = streq(path, "/") ? "" : path;
+        OwnCGroup o = {.controllers = controllers ? strdup(controllers) : NULL};
+        if ((controllers && !o.controllers) || asprintf(&o.dir, "%s/" CGROUP_DIRECT_SLICE, own) < 0) {
+                free(o.controllers);
+                return -ENOMEM;
+        }
+        if (asprintf(&o.path, "%s/" CGROUP_DIRECT_SLICE, sep) < 0) {
+                free(o.controllers);
+                free(o.dir);
+                return -ENOMEM;
+        }
+        own_cgroups[n_own_cgroups++] = o;
+        return 0;
+}
+
+static int own_cgroups_discover(void)
+{
+        if (n_own_cgroups > 0)
+                return 0;
+
+        _cleanup_free_ char *self = NULL;
+        int r = read_full_file("/proc/self/cgroup", &self, NULL);
+        if (r < 0)
+                return log_error_errno(r, "read /proc/self/cgroup: %m");
+        _cleanup_(mnt_free_tablep) struct libmnt_table *t = mnt_new_table_from_file("/proc/self/mountinfo");
+        if (!t)
+                return log_error_errno(ENOMEM, "parse /proc/self/mountinfo: %m");
+
+        for (char *save = NULL, *line = strtok_r(self, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+                _cleanup_free_ char *controllers = NULL, *path = NULL, *own = NULL;
+                if (cgroup_parse_proc_line(line, &controllers, &path) < 0) {
+                        log_debug("/proc/self/cgroup: ignoring \"%s\"", line);
+                        continue;
+                }
+                if (strstr(path, "/..")) {
+                        /* We sit outside our cgroup namespace's root: nothing of it is reachable. */
+                        log_debug("cgroup hierarchy %s: own cgroup %s is outside our view, skipping",
+                                  controllers ?: "cgroup2", path);
+                        continue;
+                }
+                r = find_own_dir(t, controllers, path, &own);
+                if (r == -ENOENT) {
+                        log_debug("cgroup hierarchy %s: not mounted, skipping", controllers ?: "cgroup2");
+                        continue;
+                }
+                if (r >= 0)
+                        r = own_cgroup_add(controllers, own, path);
+                if (r < 0)
+                        return r;
+        }
+        if (n_own_cgroups == 0)
+                return log_error_errno(EOPNOTSUPP, "no mounted cgroup hierarchy found: %m");
+        return 0;
+}
+
 int cgroup_discover(CGroup *cg, const char *fixed_path)
 {
+        if (!fixed_path) {
+                int r = own_cgroups_discover();
+                if (r < 0)
+                        return r;
+                _cleanup_free_ char *leaf = NULL;
+                if (machine_scope_unit_name(cg->name, &leaf) < 0)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n_own_cgroups; i++) {
+                        _cleanup_free_ char *dir = NULL, *rel = NULL;
+                        if (asprintf(&dir, "%s/%s", own_cgroups[i].dir, leaf) < 0 ||
+                            asprintf(&rel, "%s/%s", own_cgroups[i].path, leaf) < 0)
+                                return -ENOMEM;
+                        r = cgroup_add_hierarchy(cg, own_cgroups[i].controllers, dir, rel);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+
         _cleanup_free_ char *self = NULL;
         int r = read_full_file("/proc/self/cgroup", &self, NULL);
         if (r < 0)
@@ -87,48 +181,22 @@ int cgroup_discover(CGroup *cg, const char *fixed_path)
         if (!t)
                 return log_error_errno(ENOMEM, "parse /proc/self/mountinfo: %m");
 
-        _cleanup_free_ char *leaf = NULL;
-        if (machine_scope_unit_name(cg->name, &leaf) < 0)
-                return -ENOMEM;
-
         for (char *save = NULL, *line = strtok_r(self, "\n", &save); line;
              line = strtok_r(NULL, "\n", &save)) {
-                _cleanup_free_ char *controllers = NULL, *path = NULL, *own = NULL, *dir = NULL, *rel = NULL;
+                _cleanup_free_ char *controllers = NULL, *path = NULL, *root = NULL, *dir = NULL, *rel = NULL;
                 if (cgroup_parse_proc_line(line, &controllers, &path) < 0) {
                         log_debug("/proc/self/cgroup: ignoring \"%s\"", line);
                         continue;
                 }
-                if (fixed_path) {
-                        _cleanup_free_ char *root = NULL;
-                        r = find_own_dir(t, controllers, "/", &root);
-                        if (r == -ENOENT)
-                                continue; /* only part of this hierarchy is visible to us */
-                        if (r < 0)
-                                return r;
-                        if (asprintf(&dir, "%s%s", root, fixed_path) < 0 || !(rel = strdup(fixed_path)))
-                                return -ENOMEM;
-                        if (access(dir, F_OK) < 0)
-                                continue; /* a hierarchy the manager does not put this unit in */
-                } else {
-                        if (strstr(path, "/..")) {
-                                /* We sit outside our cgroup namespace's root: nothing of it is reachable. */
-                                log_debug("cgroup hierarchy %s: own cgroup %s is outside our view, skipping",
-                                          controllers ?: "cgroup2", path);
-                                continue;
-                        }
-                        r = find_own_dir(t, controllers, path, &own);
-                        if (r == -ENOENT) {
-                                log_debug("cgroup hierarchy %s: not mounted, skipping",
-                                          controllers ?: "cgroup2");
-                                continue;
-                        }
-                        if (r < 0)
-                                return r;
-                        const char *sep = streq(path, "/") ? "" : "/";
-                        if (asprintf(&dir, "%s/%s", own, leaf) < 0 ||
-                            asprintf(&rel, "%s%s%s", path, sep, leaf) < 0)
-                                return -ENOMEM;
-                }
+                r = find_own_dir(t, controllers, "/", &root);
+                if (r == -ENOENT)
+                        continue; /* only part of this hierarchy is visible to us */
+                if (r < 0)
+                        return r;
+                if (asprintf(&dir, "%s%s", root, fixed_path) < 0 || !(rel = strdup(fixed_path)))
+                        return -ENOMEM;
+                if (access(dir, F_OK) < 0)
+                        continue; /* a hierarchy the manager does not put this unit in */
                 r = cgroup_add_hierarchy(cg, controllers, dir, rel);
                 if (r < 0)
                         return r;
@@ -138,18 +206,49 @@ int cgroup_discover(CGroup *cg, const char *fixed_path)
         return 0;
 }
 
-/* On cgroup2 the limits exist only where the parent enables the controllers for its children. Our own
- * cgroup can do that only if it holds no processes itself (or is the root): best effort, the limit
- * writes later say whether a controller is missing. */
-static void enable_unified_controllers(CGroupHierarchy *h)
+/* machine.slice below our own cgroup, the parent of every container's cgroup, as systemd's machine.slice
+ * is beside its services: the guests together weigh as much as the daemon in the cpu controller. With
+ * the containers as our cgroup's direct children, each guest would weigh as much as the daemon, and 200
+ * booting guests would leave it 1/200 of the CPU to serve their starts. */
+static int make_slice(OwnCGroup *o)
 {
         static const char *const wanted[] = {"memory", "pids", "cpu", NULL};
-        _cleanup_free_ char *parent = strdup(h->dir);
-        char *slash = parent ? strrchr(parent, '/') : NULL;
-        if (!slash || slash == parent)
-                return;
-        *slash = 0;
-        cgroup_enable_subtree_controllers(parent, wanted, LOG_WARNING);
+        if (mkdir(o->dir, 0755) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "mkdir %s: %m", o->dir);
+        if (o->controllers && cgroup_controller_list_contains(o->controllers, "cpuset")) {
+                int r = cgroup_copy_cpuset_from_parent(o->dir);
+                if (r < 0)
+                        return r;
+        }
+        if (!o->controllers) {
+                /* On cgroup2 the limits exist only where the parents enable the controllers for their
+                 * children. Our own cgroup can do that only if it holds no processes itself (or is the
+                 * root): best effort, the limit writes later say whether a controller is missing. */
+                _cleanup_free_ char *own = strdup(o->dir);
+                char *slash = own ? strrchr(own, '/') : NULL;
+                if (slash && slash != own) {
+                        *slash = 0;
+                        cgroup_enable_subtree_controllers(own, wanted, LOG_WARNING);
+                }
+                cgroup_enable_subtree_controllers(o->dir, wanted, LOG_WARNING);
+        }
+        o->made = true;
+        return 0;
+}
+
+static OwnCGroup *own_cgroup_of(CGroupHierarchy *h)
+{
+        for (size_t i = 0; i < n_own_cgroups; i++)
+                if (streq_ptr(own_cgroups[i].controllers, h->controllers))
+                        return &own_cgroups[i];
+        return NULL;
+}
+
+void cgroup_direct_remove_slice(void)
+{
+        for (size_t i = 0; i < n_own_cgroups; i++)
+                if (own_cgroups[i].made && rmdir(own_cgroups[i].dir) < 0 && errno != ENOENT && errno != EBUSY)
+                        log_full_errno(LOG_DEBUG, errno, "rmdir %s: %m", own_cgroups[i].dir);
 }
 
 /* The v1 devices controller (hybrid hosts): like systemd-nspawn's DeviceAllow=, the guest may open only
@@ -167,21 +266,45 @@ static int restrict_devices(CGroupHierarchy *h)
         return r;
 }
 
+static int make_dir(CGroup *cg, CGroupHierarchy *h)
+{
+        if (mkdir(h->dir, 0755) >= 0)
+                return 0;
+        OwnCGroup *o = errno == ENOENT ? own_cgroup_of(h) : NULL;
+        if (!o)
+                return log_machine_error_errno(cg->name, errno, "mkdir %s: %m", h->dir);
+        int r = make_slice(o);
+        if (r < 0)
+                return r;
+        if (mkdir(h->dir, 0755) < 0)
+                return log_machine_error_errno(cg->name, errno, "mkdir %s: %m", h->dir);
+        return 0;
+}
+
 static int make_dirs(CGroup *cg)
 {
         for (size_t i = 0; i < cg->n_hierarchies; i++) {
                 CGroupHierarchy *h = &cg->hierarchies[i];
-                if (!h->controllers)
-                        enable_unified_controllers(h);
-                if (mkdir(h->dir, 0755) < 0 && errno != EEXIST)
-                        return log_machine_error_errno(cg->name, errno, "mkdir %s: %m", h->dir);
+                int r = make_dir(cg, h);
+                if (r < 0)
+                        return r;
+                if (!h->controllers) {
+                        OwnCGroup *o = own_cgroup_of(h);
+                        if (o && !o->made) {
+                                /* The slice was there already (a previous daemon's): its controllers may
+                                 * not be. */
+                                r = make_slice(o);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
                 if (h->controllers && cgroup_controller_list_contains(h->controllers, "cpuset")) {
-                        int r = cgroup_copy_cpuset_from_parent(h->dir);
+                        r = cgroup_copy_cpuset_from_parent(h->dir);
                         if (r < 0)
                                 return r;
                 }
                 if (h->controllers && cgroup_controller_list_contains(h->controllers, "devices")) {
-                        int r = restrict_devices(h);
+                        r = restrict_devices(h);
                         if (r < 0)
                                 return log_machine_error_errno(cg->name, r, "restrict devices in %s: %m", h->dir);
                 }
@@ -192,6 +315,8 @@ static int make_dirs(CGroup *cg)
                 cgroup_enable_payload_controllers(cg);
         return r;
 }
+
+static int set_limits(CGroup *cg, const CGroupLimits *limits, bool fresh);
 
 int cgroup_direct_prepare(const char *name, CGroup **ret)
 {
@@ -206,11 +331,15 @@ int cgroup_direct_prepare(const char *name, CGroup **ret)
                 return r;
 
         /* A leftover from a crashed daemon is replaced if nothing runs in it. */
-        r = cgroup_is_empty(cg);
-        if (r < 0)
-                return log_machine_error_errno(name, r, "check for an existing cgroup: %m");
-        if (r == 0)
-                return log_machine_error_errno(name, EEXIST, "cgroup %s is in use: %m", cgroup_path(cg));
+        for (size_t i = 0; i < cg->n_hierarchies && !cg->leftover; i++)
+                cg->leftover = access(cg->hierarchies[i].dir, F_OK) >= 0;
+        if (cg->leftover) {
+                r = cgroup_is_empty(cg);
+                if (r < 0)
+                        return log_machine_error_errno(name, r, "check for an existing cgroup: %m");
+                if (r == 0)
+                        return log_machine_error_errno(name, EEXIST, "cgroup %s is in use: %m", cgroup_path(cg));
+        }
 
         /* Known before it exists, so that a state file written now records it; deserializing drops it
          * again if the daemon died before making it. */
@@ -225,15 +354,19 @@ int cgroup_direct_prepare(const char *name, CGroup **ret)
 
 int cgroup_direct_realize(CGroup *cg, const CGroupLimits *limits)
 {
+        int r;
         /* Made afresh: v1 devices cannot be restricted again on a dir that has children (payload/), and
          * whatever the last guest left below it goes too. */
-        int r = cgroup_remove_dirs(cg);
-        if (r < 0)
-                return log_machine_error_errno(cg->name, r, "remove the leftover cgroup %s: %m", cgroup_path(cg));
+        if (cg->leftover) {
+                r = cgroup_remove_dirs(cg);
+                if (r < 0)
+                        return log_machine_error_errno(cg->name, r, "remove the leftover cgroup %s: %m",
+                                                       cgroup_path(cg));
+        }
 
         r = make_dirs(cg);
         if (r >= 0 && limits)
-                r = cgroup_direct_set_limits(cg, limits);
+                r = set_limits(cg, limits, true);
         if (r >= 0) {
                 r = cgroup_open_unified(cg);
                 if (r < 0)
@@ -342,14 +475,22 @@ static int set_cpu_quota(CGroup *cg, uint64_t per_sec_usec)
         return r;
 }
 
-int cgroup_direct_set_limits(CGroup *cg, const CGroupLimits *limits)
+/* fresh: a cgroup just made is unlimited, so only the limits that are set need writing. */
+static int set_limits(CGroup *cg, const CGroupLimits *limits, bool fresh)
 {
-        int r = set_memory_max(cg, limits->memory_max);
-        if (r >= 0)
+        int r = 0;
+        if (!fresh || limits->memory_max != UINT64_MAX)
+                r = set_memory_max(cg, limits->memory_max);
+        if (r >= 0 && (!fresh || limits->tasks_max != UINT64_MAX))
                 r = set_tasks_max(cg, limits->tasks_max);
-        if (r >= 0)
+        if (r >= 0 && (!fresh || limits->cpu_quota_per_sec_usec != UINT64_MAX))
                 r = set_cpu_quota(cg, limits->cpu_quota_per_sec_usec);
         return r;
+}
+
+int cgroup_direct_set_limits(CGroup *cg, const CGroupLimits *limits)
+{
+        return set_limits(cg, limits, false);
 }
 
 int cgroup_direct_destroy(CGroup *cg)

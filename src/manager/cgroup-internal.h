@@ -21,6 +21,8 @@ typedef struct CGroupHierarchy {
 } CGroupHierarchy;
 
 #define CGROUP_PAYLOAD "payload"
+/* Direct mode: the parent of every container's cgroup, below the daemon's own. */
+#define CGROUP_DIRECT_SLICE "machine.slice"
 
 struct CGroup {
         CGroupBackend backend;
@@ -28,6 +30,8 @@ struct CGroup {
         CGroupHierarchy *hierarchies;
         size_t n_hierarchies;
         int unified_fd;
+        /* direct backend: some of its directories existed before we made them (a crashed daemon's) */
+        bool leftover;
 
         /* systemd backend only */
         char *unit;

@@ -502,11 +502,13 @@ int cgroup_is_empty(CGroup *cg)
 {
         CGroupHierarchy *u = cgroup_find_unified(cg);
         if (u) {
+                /* Every process is in some cgroup of every hierarchy, and ours are all put in the cgroup2
+                 * one too: its populated flag covers the whole tree, no v1 walk needed. */
                 _cleanup_free_ char *events = NULL;
                 uint64_t populated;
                 if (cgroup_read(u, "cgroup.events", &events) >= 0 &&
-                    cgroup_parse_keyed(events, "populated", &populated) >= 0 && populated)
-                        return 0;
+                    cgroup_parse_keyed(events, "populated", &populated) >= 0)
+                        return populated ? 0 : 1;
         }
         for (size_t i = 0; i < cg->n_hierarchies; i++) {
                 int r = walk_tree(cg->hierarchies[i].dir, check_no_procs, NULL);
@@ -579,11 +581,19 @@ static int rmdir_one(const char *dir, void *userdata)
         }
 }
 
+/* Nearly always there is nothing but payload/ below the dir: two rmdir()s, no directory listing. */
+static int remove_hierarchy_dirs(CGroupHierarchy *h)
+{
+        if ((!h->payload || rmdir(h->payload) >= 0 || errno == ENOENT) && (rmdir(h->dir) >= 0 || errno == ENOENT))
+                return 0;
+        return walk_tree(h->dir, rmdir_one, NULL);
+}
+
 int cgroup_remove_dirs(CGroup *cg)
 {
         int ret = 0;
         for (size_t i = 0; i < cg->n_hierarchies; i++) {
-                int r = walk_tree(cg->hierarchies[i].dir, rmdir_one, NULL);
+                int r = remove_hierarchy_dirs(&cg->hierarchies[i]);
                 if (r < 0 && r != -ENOENT && ret == 0)
                         ret = r;
         }

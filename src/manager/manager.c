@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "manager.h"
+#include "cgroup.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -33,6 +34,8 @@ Manager *manager_free(Manager *m)
                 return NULL;
         while (m->machines)
                 machine_free(m->machines);
+        /* Guests left running for the next daemon keep it busy, so it stays then. */
+        cgroup_direct_remove_slice();
         while (m->exits) {
                 ExitRecord *e = m->exits;
                 m->exits = e->next;

@@ -18,6 +18,7 @@
 
 #include "cgroup-internal.h"
 #include "log.h"
+#include "names.h"
 
 #define MiB (UINT64_C(1024) * 1024)
 
@@ -41,6 +42,7 @@ static void cleanup_all(void)
                 (void)cgroup_destroy(live[i]);
                 live[i] = cgroup_free(live[i]);
         }
+        cgroup_direct_remove_slice();
 }
 
 #define ASSERT(expr)                                                                                        \
@@ -550,6 +552,40 @@ static void test_serialize(void)
         destroy(old);
 }
 
+/* The container's cgroup is <our cgroup>/machine.slice/machine-NAME.scope in every hierarchy, so the guests
+ * together weigh as much as the daemon in the cpu controller; the slice goes once the last one has. */
+static void test_slice(void)
+{
+        CGroup *cg = create("slice", UINT64_MAX, UINT64_MAX, UINT64_MAX);
+        _cleanup_free_ char *self = NULL, *unit = NULL, *leaf = NULL;
+        ASSERT(read_full_file("/proc/self/cgroup", &self, NULL) >= 0);
+        ASSERT(machine_scope_unit_name(test_name, &unit) >= 0);
+        ASSERT(asprintf(&leaf, "/machine.slice/%s", unit) >= 0);
+        for (size_t i = 0; i < cg->n_hierarchies; i++) {
+                CGroupHierarchy *h = &cg->hierarchies[i];
+                _cleanup_free_ char *copy = strdup(self), *want = NULL;
+                ASSERT(copy);
+                for (char *save = NULL, *line = strtok_r(copy, "\n", &save); line && !want;
+                     line = strtok_r(NULL, "\n", &save)) {
+                        _cleanup_free_ char *controllers = NULL, *path = NULL;
+                        ASSERT(cgroup_parse_proc_line(line, &controllers, &path) >= 0);
+                        if (streq_ptr(controllers, h->controllers))
+                                ASSERT(asprintf(&want, "%s%s", streq(path, "/") ? "" : path, leaf) >= 0);
+                }
+                ASSERT(want);
+                if (!streq(h->path, want))
+                        fprintf(stderr, "%s: %s, expected %s\n", h->controllers ?: "cgroup2", h->path, want);
+                ASSERT(streq(h->path, want));
+        }
+        _cleanup_free_ char *slice = strdup(cg->hierarchies[0].dir);
+        ASSERT(slice && strrchr(slice, '/'));
+        *strrchr(slice, '/') = 0;
+        destroy(cg);
+        ASSERT(access(slice, F_OK) >= 0);
+        cgroup_direct_remove_slice();
+        ASSERT(access(slice, F_OK) < 0 && errno == ENOENT);
+}
+
 int main(void)
 {
         if (geteuid() != 0) {
@@ -569,6 +605,7 @@ int main(void)
         test_kill_signal();
         test_exists();
         test_serialize();
+        test_slice();
         cleanup_all();
         fprintf(stderr, "all cgroup tests passed\n");
         return 0;
