@@ -131,9 +131,12 @@ static int child_console(void)
 /* The kernel's limit of fds in one SCM_RIGHTS message (SCM_MAX_FD): the rootfs and the binds. */
 #define GO_MAX_FDS 253
 
-/* Stores the fds that came with "go" (a user-namespaced container's idmapped rootfs, then one idmapped
- * tree per bind source) in fds[], returns how many. */
-static size_t child_wait_for_go(int sync_fd, int fds[static GO_MAX_FDS])
+/* The parent readies the child in two steps, so that the child's mounts overlap with the parent's
+ * cgroup and network work: "m" once the user namespace's maps are written (the child may then create
+ * files and mounts), with the idmapped rootfs and one idmapped tree per bind source; "g" once the child
+ * is in its cgroups and has its network interfaces. Stores the fds that came with the message in fds[],
+ * returns how many. */
+static size_t child_wait_for(int sync_fd, int fds[static GO_MAX_FDS])
 {
         char go;
         struct iovec iov = { .iov_base = &go, .iov_len = 1 };
@@ -166,9 +169,9 @@ static void close_go_fds(GoFds *g)
                 safe_close(g->fds[i]);
 }
 
-static int send_go(int sync_fd, const int *fds, size_t n_fds)
+static int send_sync(int sync_fd, const char *what, const int *fds, size_t n_fds)
 {
-        struct iovec iov = { .iov_base = (char *) "g", .iov_len = 1 };
+        struct iovec iov = { .iov_base = (char *) what, .iov_len = 1 };
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int) * GO_MAX_FDS)];
@@ -199,19 +202,16 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
                 child_fail(sync_fd, "close_range", errno);
         umask(0);
 
-        /* With a user namespace, our maps are written once "go" arrives; only then may we act. */
+        /* With a user namespace, our maps are written once "m" arrives; only then may we act. */
         ContainerConfig cc = *c;
         static int go_fds[GO_MAX_FDS];
-        size_t n_go_fds = child_wait_for_go(sync_fd, go_fds);
+        size_t n_go_fds = child_wait_for(sync_fd, go_fds);
         cc.root_tree_fd = n_go_fds > 0 ? go_fds[0] : -1;
         cc.bind_tree_fds = n_go_fds > 1 ? go_fds + 1 : NULL;
         if (c->uid_range > 0 && n_go_fds != 1 + c->n_binds)
                 child_fail(sync_fd, "receive the idmapped rootfs and bind sources", EBADF);
         c = &cc;
 
-        /* Only now are we in our cgroups: the new cgroup namespace is rooted at them. */
-        if (unshare(CLONE_NEWCGROUP) < 0)
-                child_fail(sync_fd, "unshare cgroup namespace", errno);
         if (setsid() < 0)
                 child_fail(sync_fd, "setsid", errno);
 
@@ -228,15 +228,28 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
                 if (r < 0)
                         child_fail(sync_fd, "bring up lo", r);
         }
+
+        r = netns_setup_resolv_conf(root_fd, c->resolv_conf);
+        if (r < 0)
+                child_fail(sync_fd, "set up /etc/resolv.conf", r);
+        char **env = child_environment(c);
+        if (!env)
+                child_fail(sync_fd, "environment", ENOMEM);
+
+        if (child_wait_for(sync_fd, go_fds) != 0)
+                child_fail(sync_fd, "sync with the daemon", EPROTO);
+        /* Only now are we in our cgroups: the new cgroup namespace is rooted at them, and so is the
+         * guest's cgroup2 mount. */
+        if (unshare(CLONE_NEWCGROUP) < 0)
+                child_fail(sync_fd, "unshare cgroup namespace", errno);
+        r = mount_setup_cgroup(root_fd, &step);
+        if (r < 0)
+                child_fail(sync_fd, step, r);
         if (c->host0) {
                 r = netns_setup_host0(c->addresses, &step);
                 if (r < 0)
                         child_fail(sync_fd, step, r);
         }
-        r = netns_setup_resolv_conf(root_fd, c->resolv_conf);
-        if (r < 0)
-                child_fail(sync_fd, "set up /etc/resolv.conf", r);
-
         r = mount_pivot_root(root_fd);
         if (r < 0)
                 child_fail(sync_fd, "pivot_root", r);
@@ -247,10 +260,6 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
                 if (r < 0)
                         child_fail(sync_fd, "open /dev/console", r);
         }
-
-        char **env = child_environment(c);
-        if (!env)
-                child_fail(sync_fd, "environment", ENOMEM);
 
         r = capability_bounding_set_limit(c->capabilities);
         if (r < 0)
@@ -366,6 +375,14 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
                 }
         }
 
+        r = send_sync(parent_fd, "m", tree.fds, tree.n);
+        if (r < 0) {
+                kill_and_reap(pidfd);
+                safe_close(pidfd);
+                if (ret_error)
+                        (void) asprintf(ret_error, "sync: %s", strerror(-r));
+                return r;
+        }
         if (c->pre_start) {
                 r = c->pre_start(pid, c->userdata);
                 if (r < 0) {
@@ -377,7 +394,7 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
                 }
         }
 
-        r = send_go(parent_fd, tree.fds, tree.n);
+        r = send_sync(parent_fd, "g", NULL, 0);
         if (r < 0) {
                 kill_and_reap(pidfd);
                 safe_close(pidfd);

@@ -213,10 +213,7 @@ static int setup_proc(int root_fd, bool private_network, const char **ret_step)
         return 0;
 }
 
-/* /sys read-only, and the guest's own cgroup (its cgroup namespace root) as a writable cgroup2 at
- * /sys/fs/cgroup. Only cgroup2 is offered, also on hybrid hosts: systemd in the guest then runs in
- * unified mode, which needs nothing but a delegated subtree, and the guest gets no cgroup v1
- * hierarchy whose release_agent it could write. */
+/* /sys read-only; its /sys/fs/cgroup comes later (mount_setup_cgroup). */
 static int setup_sys(int root_fd, bool bind_host_sys, const char **ret_step)
 {
         int r;
@@ -238,11 +235,19 @@ static int setup_sys(int root_fd, bool bind_host_sys, const char **ret_step)
                                                             MOUNT_ATTR_NOEXEC);
         if (r < 0)
                 return fail(ret_step, r, "mount %s", "/sys");
+        return 0;
+}
 
+/* The guest's own cgroup (its cgroup namespace root) as a writable cgroup2 at /sys/fs/cgroup. Only
+ * cgroup2 is offered, also on hybrid hosts: systemd in the guest then runs in unified mode, which needs
+ * nothing but a delegated subtree, and the guest gets no cgroup v1 hierarchy whose release_agent it
+ * could write. */
+int mount_setup_cgroup(int root_fd, const char **ret_step)
+{
         _cleanup_close_ int cg_target = openat_in_root(root_fd, "sys/fs/cgroup", O_PATH | O_DIRECTORY);
         if (cg_target < 0)
                 return fail(ret_step, cg_target, "open %s", "/sys/fs/cgroup");
-        r = fs_mount(cg_target, "cgroup2", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+        int r = fs_mount(cg_target, "cgroup2", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
         if (r < 0)
                 return fail(ret_step, r, "mount %s", "/sys/fs/cgroup");
         return 0;

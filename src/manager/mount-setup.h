@@ -14,10 +14,14 @@
 /* openat2(root_fd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS). */
 int openat_in_root(int root_fd, const char *path, int flags);
 
-/* Makes "/" a slave, binds c->root onto itself and mounts /proc, /sys, /sys/fs/cgroup, /dev, /run and
- * /run/host below it. Returns an O_PATH fd of the new root mount. On failure *ret_step names what
- * failed ("mount /proc"); it points to static storage. */
+/* Makes "/" a slave, binds c->root onto itself and mounts /proc, /sys, /dev, /run and /run/host below
+ * it. Returns an O_PATH fd of the new root mount. On failure *ret_step names what failed ("mount
+ * /proc"); it points to static storage. */
 int mount_setup_guest(const ContainerConfig *c, int *ret_root_fd, const char **ret_step);
+
+/* Mounts cgroup2 at /sys/fs/cgroup below root_fd; after the cgroup namespace is unshared, which must wait
+ * until the process is in its cgroups. */
+int mount_setup_cgroup(int root_fd, const char **ret_step);
 
 /* Makes root_fd the process's root (pivot_root) and detaches the host's tree. */
 int mount_pivot_root(int root_fd);

@@ -9,7 +9,9 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -73,17 +75,23 @@ static int link_set_up(struct nl_sock *sk, struct rtnl_link *link)
         return r < 0 ? nl_to_errno(r) : 0;
 }
 
+/* Runs in the container's child between clone and exec, the latency-critical part of a start: every
+ * library page it touches there is a page fault on the child's fresh copy of the daemon, and a netlink
+ * round trip through libnl touched enough of them to cost ~0.7 ms. Setting IFF_UP on lo is one ioctl. */
 int netns_loopback_up(void)
 {
-        __attribute__((cleanup(nl_socket_freep))) struct nl_sock *sk = NULL;
-        __attribute__((cleanup(rtnl_link_putp))) struct rtnl_link *lo = NULL;
-        int r = rtnl_open(&sk);
-        if (r < 0)
-                return r;
-        r = rtnl_link_get_kernel(sk, 0, "lo", &lo);
-        if (r < 0)
-                return nl_to_errno(r);
-        return link_set_up(sk, lo);
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        struct ifreq ifr = {.ifr_name = "lo"};
+        if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+                return -errno;
+        if (ifr.ifr_flags & IFF_UP)
+                return 0;
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+                return -errno;
+        return 0;
 }
 
 static void nl_addr_putp(struct nl_addr **a)
