@@ -234,12 +234,14 @@ static int waiter_init(Waiter *w, sd_bus *bus, const char *name, bool handle_sig
         if (r < 0)
                 return r;
 
-        /* No sender filter: on the private socket messages carry none. */
-        r = sd_bus_match_signal(bus, &w->slots[0], NULL, path, "org.freedesktop.DBus.Properties",
-                                "PropertiesChanged", on_properties_changed, w);
+        /* No sender filter: on the private socket messages carry none. Asynchronous: the bus handles
+         * our AddMatch before the StartMachine that follows it, so waiting for its reply would only add
+         * a round trip to every start (a failed AddMatch closes the connection, which we would see). */
+        r = sd_bus_match_signal_async(bus, &w->slots[0], NULL, path, "org.freedesktop.DBus.Properties",
+                                      "PropertiesChanged", on_properties_changed, NULL, w);
         if (r >= 0)
-                r = sd_bus_match_signal(bus, &w->slots[1], NULL, MM_PATH, MM_MANAGER, "MachineRemoved",
-                                        on_machine_removed, w);
+                r = sd_bus_match_signal_async(bus, &w->slots[1], NULL, MM_PATH, MM_MANAGER, "MachineRemoved",
+                                              on_machine_removed, NULL, w);
         if (r >= 0)
                 r = sd_event_default(&w->event);
         if (r >= 0)

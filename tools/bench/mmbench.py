@@ -91,6 +91,10 @@ class Bench:
                 self.images = os.path.join(self.tmp, "images")
                 os.makedirs(self.run)
                 os.makedirs(self.images)
+                # The daemon's runtime dir on a tmpfs, as /run is on a systemd host (on this VM /run is
+                # on the root fs, where each state-file write and unlink is a journal transaction).
+                self.run_mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=64m",
+                                                   "mmbench-run", self.run]).returncode == 0
                 self.daemon = None
                 self.daemon_log = os.path.join(self.tmp, "daemon.log")
                 self.procs = []      # Popen objects we started: killed on exit
@@ -263,6 +267,8 @@ class Bench:
                         if not any(os.path.exists(d) for d in self.cg):
                                 break
                         time.sleep(0.1)
+                if self.run_mounted:
+                        subprocess.run(["umount", "-l", self.run])
                 subprocess.run(["rm", "-rf", "--one-file-system", self.tmp])
                 return False
 
