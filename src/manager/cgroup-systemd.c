@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Systemd mode: the container's cgroup is the transient unit machine-NAME.scope in machine.slice, so systemd
- * knows what runs there, shows it in systemctl/journalctl, and applies the limits as unit properties. With
- * Delegate=yes the subtree below the scope is ours (and the guest's), which is why the generic code in
- * cgroup.c can read usage, kill and check emptiness straight from the scope's directories, and why the
- * guest can run in the scope's payload/ child, below the limits systemd wrote on the scope. */
+ * knows what runs there, shows it in systemctl/journalctl, and applies the limits and the device policy as
+ * unit properties. With Delegate=yes the subtree below the scope is ours (and the guest's), which is why the
+ * generic code in cgroup.c can read usage, kill and check emptiness straight from the scope's directories,
+ * and why the guest can run in the scope's payload/ child, below the limits systemd wrote on the scope. */
 
 #include <signal.h>
 #include <time.h>
@@ -115,20 +115,55 @@ static int append_stop_properties(sd_bus_message *m, const char *unit, int kill_
                                      "After", "as", 1, "machinemgrd.service", "Before", "as", 1, instance);
 }
 
-static int start_scope(sd_bus *bus, const char *unit, const char *description, pid_t pid,
-                       const CGroupLimits *limits, int kill_signal, sd_bus_error *error, char **ret_result)
-{
-        /* Subscribe before the call: the job may finish before StartTransientUnit's reply is read. */
-        JobWait w = {};
-        _cleanup_(bus_slot_unrefp) sd_bus_slot *slot = NULL;
-        int r = sd_bus_match_signal(bus, &slot, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "JobRemoved",
-                                    on_job_removed, &w);
-        if (r < 0)
-                return r;
+/* The device policy of direct mode (restrict_devices() in cgroup-direct.c), as DevicePolicy=closed + DeviceAllow=
+ * on the scope: a privileged guest (PrivateUsers=no) has CAP_MKNOD and could otherwise open any host device it
+ * makes a node for. It goes on the scope, above payload/ (the guest's cgroup namespace root), for the same reason
+ * as the limits: a guest root that reaches its own cgroup can only narrow what its parent allows (v1 devices
+ * lists are inherited and bounded by the parent's; BPF device programs of every ancestor all have to allow).
+ * Set for every guest, like direct mode: an unprivileged one cannot open host devices anyway, and loses nothing.
+ * systemd picks the mechanism: the v1 devices controller on hybrid/legacy hosts, a BPF_CGROUP_DEVICE program
+ * on unified ones. Where it can use neither (a systemd in a container whose v1 hierarchies are read-only, such
+ * as the nspawn test host, or where bpf() is filtered), systemd 252 leaves the devices controller out of what it
+ * supports when it starts and the policy is only a property: it changes nothing at start or stop there, so it
+ * is safe to set unconditionally (tests/systemd/test-devices.sh covers all three cases). If systemd refused a
+ * property the start would fail rather than run the guest without a policy.
+ * /dev/char/MAJ:MIN entries are parsed without a stat(), so a node missing on the host (tun, fuse not loaded)
+ * still has its entry; `m` for every char/block node because making a node is harmless, opening it is what
+ * counts. */
+static const struct {
+        const char *node, *access;
+} device_allow[] = {
+        { "/dev/char/1:3", "rwm" },  { "/dev/char/1:5", "rwm" },   { "/dev/char/1:7", "rwm" },
+        { "/dev/char/1:8", "rwm" },  { "/dev/char/1:9", "rwm" },   { "/dev/char/5:0", "rwm" },
+        { "/dev/char/5:1", "rwm" },  { "/dev/char/5:2", "rwm" },   { "char-pts", "rwm" },
+        { "/dev/char/10:200", "rwm" }, { "/dev/char/10:229", "rwm" }, { "char-*", "m" },
+        { "block-*", "m" },
+};
 
-        _cleanup_(bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        r = sd_bus_message_new_method_call(bus, &m, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
-                                           "StartTransientUnit");
+static int append_device_policy(sd_bus_message *m)
+{
+        int r = sd_bus_message_append(m, "(sv)", "DevicePolicy", "s", "closed");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'r', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", "DeviceAllow");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'v', "a(ss)");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(ss)");
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(device_allow); i++)
+                r = sd_bus_message_append(m, "(ss)", device_allow[i].node, device_allow[i].access);
+        for (int i = 0; r >= 0 && i < 3; i++)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+static int build_start_message(sd_bus *bus, const char *unit, const char *description, pid_t pid,
+                               const CGroupLimits *limits, int kill_signal, sd_bus_message **ret)
+{
+        _cleanup_(bus_message_unrefp) sd_bus_message *m = NULL;
+        int r = sd_bus_message_new_method_call(bus, &m, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                               "StartTransientUnit");
         if (r >= 0)
                 r = sd_bus_message_append(m, "ss", unit, "fail");
         if (r >= 0)
@@ -142,12 +177,32 @@ static int start_scope(sd_bus *bus, const char *unit, const char *description, p
         if (r >= 0)
                 r = append_stop_properties(m, unit, kill_signal);
         if (r >= 0)
+                r = append_device_policy(m);
+        if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
                 r = sd_bus_message_append(m, "a(sa(sv))", 0);
         if (r < 0)
                 return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
 
+static int start_scope(sd_bus *bus, const char *unit, const char *description, pid_t pid,
+                       const CGroupLimits *limits, int kill_signal, sd_bus_error *error, char **ret_result)
+{
+        /* Subscribe before the call: the job may finish before StartTransientUnit's reply is read. */
+        JobWait w = {};
+        _cleanup_(bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        int r = sd_bus_match_signal(bus, &slot, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "JobRemoved",
+                                    on_job_removed, &w);
+        if (r < 0)
+                return r;
+
+        _cleanup_(bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        r = build_start_message(bus, unit, description, pid, limits, kill_signal, &m);
+        if (r < 0)
+                return r;
         r = sd_bus_call(bus, m, 0, error, &reply);
         if (r < 0)
                 return r;
@@ -180,6 +235,32 @@ static void set_error(char **ret_error, const char *what, const char *unit, cons
 {
         if (ret_error && asprintf(ret_error, "%s %s: %s", what, unit, why) < 0)
                 *ret_error = NULL;
+}
+
+/* The scope has started with pid in it: find its directories and move pid down into payload/. */
+static int scope_take_cgroup(CGroup *cg, const char *control_group, pid_t pid)
+{
+        int r = cgroup_discover(cg, control_group);
+        if (r < 0)
+                return log_machine_error_errno(cg->name, r, "find the cgroup of %s (%s): %m", cg->unit,
+                                               control_group);
+
+        /* The pid is still waiting before it unshares its cgroup namespace: move it to payload/ in every
+         * hierarchy systemd made the scope in, so that the namespace is rooted below the scope's limits.
+         * Delegate=yes makes the subtree ours; the scope's cgroup2 dir holds no process afterwards, as a
+         * delegated cgroup with children must. */
+        r = cgroup_make_payload(cg);
+        if (r < 0)
+                return r;
+        r = cgroup_attach_dirs(cg, pid);
+        if (r < 0)
+                return log_machine_error_errno(cg->name, r, "move PID %d into %s/" CGROUP_PAYLOAD ": %m",
+                                               (int)pid, control_group);
+        cgroup_enable_payload_controllers(cg);
+        r = cgroup_open_unified(cg);
+        if (r < 0)
+                return log_machine_error_errno(cg->name, r, "open %s: %m", cgroup_payload_path(cg));
+        return 0;
 }
 
 int cgroup_systemd_create(sd_bus *bus, const char *name, const char *description, pid_t pid,
@@ -218,28 +299,169 @@ int cgroup_systemd_create_full(sd_bus *bus, const char *name, const char *descri
                 sd_bus_error_free(&error);
                 return r;
         }
-        r = cgroup_discover(cg, control_group);
-        if (r < 0)
-                return log_machine_error_errno(name, r, "find the cgroup of %s (%s): %m", cg->unit,
-                                               control_group);
-
-        /* The pid is still waiting before it unshares its cgroup namespace: move it to payload/ in every
-         * hierarchy systemd made the scope in, so that the namespace is rooted below the scope's limits.
-         * Delegate=yes makes the subtree ours; the scope's cgroup2 dir holds no process afterwards, as a
-         * delegated cgroup with children must. */
-        r = cgroup_make_payload(cg);
+        r = scope_take_cgroup(cg, control_group, pid);
         if (r < 0)
                 return r;
-        r = cgroup_attach_dirs(cg, pid);
-        if (r < 0)
-                return log_machine_error_errno(name, r, "move PID %d into %s/" CGROUP_PAYLOAD ": %m", (int)pid,
-                                               control_group);
-        cgroup_enable_payload_controllers(cg);
-        r = cgroup_open_unified(cg);
-        if (r < 0)
-                return log_machine_error_errno(name, r, "open %s: %m", cgroup_payload_path(cg));
-
         *ret = TAKE_PTR(cg);
+        return 0;
+}
+
+/* --- the same without blocking the caller's event loop --- */
+
+struct CGroupSystemdStart {
+        CGroup *cg;
+        pid_t pid;
+        char *job;
+        /* JobRemoved seen before our job's path was known: "PATH RESULT" (systemd replies before the job
+         * can finish, but a reply read late must not lose the signal). */
+        char **early;
+        sd_bus_slot *job_slot, *call_slot;
+        CGroupSystemdDone done;
+        void *userdata;
+};
+
+CGroupSystemdStart *cgroup_systemd_start_cancel(CGroupSystemdStart *s)
+{
+        if (!s)
+                return NULL;
+        sd_bus_slot_unref(s->job_slot);
+        sd_bus_slot_unref(s->call_slot);
+        cgroup_free(s->cg);
+        free(s->job);
+        strv_free(s->early);
+        free(s);
+        return NULL;
+}
+
+static void start_finish(CGroupSystemdStart *s, int r, const char *what, const char *why)
+{
+        _cleanup_free_ char *text = NULL;
+        CGroup *cg = NULL;
+        if (r < 0) {
+                if (asprintf(&text, "%s %s: %s", what, s->cg->unit, why) < 0)
+                        text = NULL;
+                log_machine_error_errno(s->cg->name, r, "%s %s: %s", what, s->cg->unit, why);
+        } else
+                cg = TAKE_PTR(s->cg);
+        CGroupSystemdDone done = s->done;
+        void *userdata = s->userdata;
+        cgroup_systemd_start_cancel(s);
+        done(cg, r, text, userdata);
+}
+
+static int on_control_group(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        CGroupSystemdStart *s = userdata;
+        const char *control_group;
+        s->call_slot = sd_bus_slot_unref(s->call_slot);
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        if (e) {
+                start_finish(s, -sd_bus_error_get_errno(e) ?: -EIO, "read ControlGroup of", bus_error_text(e, EIO));
+                return 0;
+        }
+        int r = sd_bus_message_read(reply, "v", "s", &control_group);
+        if (r < 0) {
+                start_finish(s, r, "read ControlGroup of", strerror(-r));
+                return 0;
+        }
+        r = scope_take_cgroup(s->cg, control_group, s->pid);
+        start_finish(s, r, "set up the cgroup of", r < 0 ? strerror(-r) : "");
+        return 0;
+}
+
+static void start_job_done(CGroupSystemdStart *s, const char *result)
+{
+        s->job_slot = sd_bus_slot_unref(s->job_slot);
+        if (!streq(result, "done")) {
+                start_finish(s, -EIO, "start", result);
+                return;
+        }
+        /* The unit's object path is its name, escaped: no GetUnit round trip needed. */
+        _cleanup_free_ char *path = NULL;
+        int r = sd_bus_path_encode("/org/freedesktop/systemd1/unit", s->cg->unit, &path);
+        if (r >= 0)
+                r = sd_bus_call_method_async(s->cg->bus, &s->call_slot, SYSTEMD_DEST, path,
+                                             "org.freedesktop.DBus.Properties", "Get", on_control_group, s, "ss",
+                                             "org.freedesktop.systemd1.Scope", "ControlGroup");
+        if (r < 0)
+                start_finish(s, r, "read ControlGroup of", strerror(-r));
+}
+
+static int on_job_removed_async(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+        CGroupSystemdStart *s = userdata;
+        uint32_t id;
+        const char *path, *unit, *result;
+        if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0)
+                return 0;
+        if (s->job) {
+                if (streq(path, s->job))
+                        start_job_done(s, result);
+                return 0;
+        }
+        if (streq(unit, s->cg->unit)) {
+                char *e = NULL;
+                if (asprintf(&e, "%s %s", path, result) >= 0 && strv_push(&s->early, e) < 0)
+                        free(e);
+        }
+        return 0;
+}
+
+static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        CGroupSystemdStart *s = userdata;
+        const char *job;
+        s->call_slot = sd_bus_slot_unref(s->call_slot);
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        if (e) {
+                start_finish(s, -sd_bus_error_get_errno(e) ?: -EIO, "start", bus_error_text(e, EIO));
+                return 0;
+        }
+        int r = sd_bus_message_read(reply, "o", &job);
+        if (r >= 0 && !(s->job = strdup(job)))
+                r = -ENOMEM;
+        if (r < 0) {
+                start_finish(s, r, "start", strerror(-r));
+                return 0;
+        }
+        size_t l = strlen(s->job);
+        STRV_FOREACH(x, s->early)
+        if (strncmp(*x, s->job, l) == 0 && (*x)[l] == ' ') {
+                start_job_done(s, *x + l + 1);
+                return 0;
+        }
+        return 0;
+}
+
+int cgroup_systemd_create_async(sd_bus *bus, const char *name, const char *description, pid_t pid,
+                                const CGroupLimits *limits, int kill_signal, CGroupSystemdDone done,
+                                void *userdata, CGroupSystemdStart **ret)
+{
+        CGroupSystemdStart *s = calloc(1, sizeof(CGroupSystemdStart));
+        if (!s)
+                return -ENOMEM;
+        *s = (CGroupSystemdStart){.pid = pid, .done = done, .userdata = userdata};
+        s->cg = cgroup_new(CGROUP_BACKEND_SYSTEMD, name);
+        if (!s->cg || machine_scope_unit_name(name, &s->cg->unit) < 0) {
+                cgroup_systemd_start_cancel(s);
+                return -ENOMEM;
+        }
+        s->cg->bus = sd_bus_ref(bus);
+
+        /* The match goes to the bus before the call, so it is in place before the job can finish. */
+        _cleanup_(bus_message_unrefp) sd_bus_message *m = NULL;
+        int r = sd_bus_match_signal_async(bus, &s->job_slot, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER,
+                                          "JobRemoved", on_job_removed_async, NULL, s);
+        if (r >= 0)
+                r = build_start_message(bus, s->cg->unit, description, pid, limits, kill_signal, &m);
+        if (r >= 0)
+                r = sd_bus_call_async(bus, &s->call_slot, m, on_start_reply, s, 0);
+        if (r < 0) {
+                log_machine_error_errno(name, r, "start %s: %m", s->cg->unit);
+                cgroup_systemd_start_cancel(s);
+                return r;
+        }
+        *ret = s;
         return 0;
 }
 

@@ -54,6 +54,16 @@ int cgroup_systemd_create(sd_bus *bus, const char *name, const char *description
  * stopping the scope (host shutdown, systemctl stop) shuts the guest down instead of killing it. */
 int cgroup_systemd_create_full(sd_bus *bus, const char *name, const char *description, pid_t pid,
                                const CGroupLimits *limits, int kill_signal, CGroup **ret, char **ret_error);
+/* The same without waiting: returns once StartTransientUnit is sent, and calls done from the bus's event loop
+ * with the new CGroup (owned by the callee) or NULL, a negative errno and systemd's reason as text. Until
+ * then the start can be cancelled, which frees it without calling done. bus must be attached to an event
+ * loop. */
+typedef struct CGroupSystemdStart CGroupSystemdStart;
+typedef void (*CGroupSystemdDone)(CGroup *cg, int r, const char *error, void *userdata);
+int cgroup_systemd_create_async(sd_bus *bus, const char *name, const char *description, pid_t pid,
+                                const CGroupLimits *limits, int kill_signal, CGroupSystemdDone done,
+                                void *userdata, CGroupSystemdStart **ret);
+CGroupSystemdStart *cgroup_systemd_start_cancel(CGroupSystemdStart *s);
 /* A deserialized systemd-mode CGroup needs the bus again before set_limits/destroy. */
 int cgroup_set_bus(CGroup *cg, sd_bus *bus);
 

@@ -394,7 +394,7 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
                 }
         }
 
-        r = send_sync(parent_fd, "g", NULL, 0);
+        r = c->defer_go ? 0 : send_sync(parent_fd, "g", NULL, 0);
         if (r < 0) {
                 kill_and_reap(pidfd);
                 safe_close(pidfd);
@@ -405,6 +405,11 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
 
         *ret = (ContainerProcess) { .pid = pid, .pidfd = pidfd, .sync_fd = TAKE_FD(parent_fd) };
         return 0;
+}
+
+int container_send_go(int sync_fd)
+{
+        return send_sync(sync_fd, "g", NULL, 0);
 }
 
 int container_sync_read(int sync_fd, char **ret_error)

@@ -49,6 +49,9 @@ typedef struct ContainerConfig {
          * write uid maps. A negative return kills the child and fails the spawn. */
         int (*pre_start)(pid_t pid, void *userdata);
         void *userdata;
+        /* The caller lets the child go on itself (container_send_go), after work it does not want to wait
+         * for in pre_start (systemd's job for the scope). */
+        bool defer_go;
 } ContainerConfig;
 
 typedef struct ContainerProcess {
@@ -63,6 +66,9 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
 /* Blocking helper (tests, tools): waits on sync_fd. 0 when init exec'd; -errno with *ret_error set
  * ("mount /proc: Permission denied") when set-up failed. */
 int container_wait_exec(ContainerProcess *p, char **ret_error);
+
+/* With defer_go: the child may go on to exec (it is in its cgroups and has its network). */
+int container_send_go(int sync_fd);
 
 /* Reads what is on sync_fd now, for an event loop: 1 = still waiting, 0 = exec'd, <0 = failed. */
 int container_sync_read(int sync_fd, char **ret_error);

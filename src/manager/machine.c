@@ -95,6 +95,7 @@ static void machine_unlink(Machine *m)
 
 static void machine_release_process(Machine *m)
 {
+        m->scope_start = cgroup_systemd_start_cancel(m->scope_start);
         m->leader_source = sd_event_source_disable_unref(m->leader_source);
         m->sync_source = sd_event_source_disable_unref(m->sync_source);
         m->leader_pidfd = safe_close(m->leader_pidfd);
@@ -448,25 +449,63 @@ static int machine_pre_start(pid_t pid, void *userdata)
         int net_r = network_machine_pre_start(m, pid);
         if (net_r < 0)
                 return net_r;
-        if (m->manager->cgroup_backend == CGROUP_BACKEND_SYSTEMD) {
-                /* The scope can only be made with a pid in it: the child waits for us right here. */
-                CGroupLimits limits;
-                _cleanup_free_ char *description = NULL, *failure = NULL;
-                limits_from_settings(m->settings, &limits);
-                if (asprintf(&description, "Container %s", m->name) < 0)
-                        return -ENOMEM;
-                int r = cgroup_systemd_create_full(m->manager->systemd_bus, m->name, description, pid, &limits,
-                                                   m->settings->kill_signal, &m->cgroup, &failure);
-                if (r < 0) {
-                        free(m->spawn_failure);
-                        m->spawn_failure = TAKE_PTR(failure);
-                }
-                return r < 0 ? r : userns_machine_pre_start(m);
-        }
+        /* Systemd mode: the scope is made around the waiting child from the event loop (machine_on_scope). */
+        if (m->manager->cgroup_backend == CGROUP_BACKEND_SYSTEMD)
+                return 0;
         int r = cgroup_attach(m->cgroup, pid);
         if (r < 0)
                 return log_machine_error_errno(m->name, r, "Attach PID %d to cgroup: %m", (int)pid);
         return userns_machine_pre_start(m);
+}
+
+/* The child gave up when we stopped talking to it; its exit ends the machine (machine_leader_gone), with
+ * this failure on record. */
+static void machine_fail_waiting_child(Machine *m, int r, const char *failure)
+{
+        log_machine_error_errno(m->name, 0, "Start failed: %s", failure);
+        manager_record_exit(m->manager, m->name, "failed", -r, failure);
+        machine_reply_start(m, failure);
+        m->sync_source = sd_event_source_disable_unref(m->sync_source);
+        m->sync_fd = safe_close(m->sync_fd);
+        (void)pidfd_send(m->leader_pidfd, SIGKILL);
+}
+
+static void machine_on_scope(CGroup *cg, int r, const char *error, void *userdata)
+{
+        Machine *m = userdata;
+        m->scope_start = NULL;
+        if (r >= 0) {
+                m->cgroup = cg;
+                r = userns_machine_pre_start(m);
+                if (r >= 0)
+                        r = container_send_go(m->sync_fd);
+                if (r >= 0) {
+                        (void)machine_save(m);
+                        return;
+                }
+                error = NULL;
+        }
+        _cleanup_free_ char *failure = NULL;
+        if (asprintf(&failure, "%s", error ?: strerror(-r)) < 0)
+                failure = NULL;
+        machine_fail_waiting_child(m, r, failure ?: "start the scope");
+}
+
+/* Systemd mode: StartTransientUnit for the scope is sent now; the child, already cloned, builds its mounts
+ * meanwhile and goes on once the scope holds it. The loop serves other clients while systemd works. */
+static int machine_start_scope(Machine *m, sd_bus_error *error)
+{
+        CGroupLimits limits;
+        _cleanup_free_ char *description = NULL;
+        limits_from_settings(m->settings, &limits);
+        if (asprintf(&description, "Container %s", m->name) < 0)
+                return -ENOMEM;
+        int r = cgroup_systemd_create_async(m->manager->systemd_bus, m->name, description, m->leader, &limits,
+                                            m->settings->kill_signal, machine_on_scope, m, &m->scope_start);
+        if (r < 0)
+                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: start %s: %s", m->name,
+                                         m->unit ?: "the scope", strerror(-r));
+        return 0;
 }
 
 static int machine_build_argv(Machine *m, char ***ret_argv, int *ret_exec_fd, sd_bus_error *error)
@@ -558,6 +597,7 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                 .cgroup2_fd = m->cgroup ? cgroup_clone_fd(m->cgroup) : -1,
                 .pre_start = machine_pre_start,
                 .userdata = m,
+                .defer_go = m->manager->cgroup_backend == CGROUP_BACKEND_SYSTEMD,
         };
         c.capabilities = (c.capabilities | m->settings->capability_add) & ~m->settings->capability_drop;
         c.uid_shift = m->uid_shift;
@@ -589,8 +629,12 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
         if (r >= 0)
                 r = sd_event_add_child_pidfd(m->manager->event, &m->leader_source, m->leader_pidfd, WEXITED,
                                              machine_on_child, m);
+        if (r >= 0 && m->manager->cgroup_backend == CGROUP_BACKEND_SYSTEMD)
+                r = machine_start_scope(m, error);
         if (r < 0) {
                 (void)pidfd_send(m->leader_pidfd, SIGKILL);
+                if (sd_bus_error_is_set(error))
+                        return r;
                 return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: watch init: %s",
                                          m->name, strerror(-r));
         }

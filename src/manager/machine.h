@@ -52,7 +52,8 @@ struct Machine {
         int sync_fd; /* from container_spawn, until init exec'd */
         sd_event_source *sync_source;
         sd_bus_message *start_message; /* StartMachine waiting for the exec */
-        char *spawn_failure;           /* why pre_start failed (systemd's reason for a failed scope) */
+        char *spawn_failure;           /* why pre_start failed */
+        CGroupSystemdStart *scope_start; /* systemd mode: the scope's start job, while the child waits for it */
 
         sd_event_source *cleanup_timer; /* retries cgroup removal while the kernel tears processes down */
         unsigned cleanup_tries;

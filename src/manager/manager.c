@@ -357,6 +357,10 @@ int manager_startup(Manager *m)
                                                                                             : CGROUP_BACKEND_DIRECT;
         if (m->cgroup_backend == CGROUP_BACKEND_SYSTEMD) {
                 r = sd_bus_open_system(&m->systemd_bus);
+                if (r >= 0)
+                        /* Scopes are started asynchronously (machine_start_scope): replies and JobRemoved
+                         * arrive through the loop. */
+                        r = sd_bus_attach_event(m->systemd_bus, m->event, SD_EVENT_PRIORITY_NORMAL);
                 if (r < 0)
                         return log_error_errno(r, "Open a connection to systemd: %m");
         }

@@ -100,4 +100,26 @@ check_eventually "machinemgr saw it go" 30 mm_absent "$NAME"
 out="$(machine_exit "$NAME")" || true
 check_match "stopping the scope powered the guest off" "$CLEAN_EXIT_RE" "$out"
 
+# A scope systemd refuses (its name is taken): the scope is made asynchronously
+# while the guest's init waits, so the failure comes from the event loop. The
+# start fails with systemd's reason, and nothing of the guest is left.
+systemd-run --quiet --scope --unit="$SCOPE" sleep 300 &
+occupier=$!
+defer kill "$occupier"
+check_eventually "$SCOPE is taken by another process" 10 systemctl is-active -q "$SCOPE"
+rc=0
+out="$(machinemgr start "$NAME" --wait 2>&1)" || rc=$?
+check "start fails while $SCOPE is taken" test "$rc" -ne 0
+check_match "the error names the machine, the step and systemd's reason" \
+        "$NAME: start $SCOPE: Unit $SCOPE was already loaded" "$out"
+check "machinemgr does not list $NAME" mm_absent "$NAME"
+check_match "GetMachineExit says the start failed" '^sits "failed"' "$(machine_exit "$NAME")"
+check_eq "the taken scope holds only its own process" "$occupier" "$(unit_pids "$SCOPE" | sort -u | tr '\n' ' ' | xargs)"
+left="$(find /run/machinemgr -mindepth 1 -name "*$NAME*" ! -name "$NAME.machine" 2>/dev/null)"
+check_eq "no state files left after the failed start" "" "$left"
+kill "$occupier" 2>/dev/null || true
+check_eventually "$SCOPE is free again" 15 unit_gone "$SCOPE"
+check "and the guest starts again" start_guest "$NAME"
+check "machinemgr poweroff --wait" machinemgr poweroff "$NAME" --wait
+
 finish
