@@ -2,8 +2,9 @@
 """Shared pieces of the machinemgr benchmarks (tools/bench/*.py).
 
 Every benchmark runs in its own scratch dir and its own cgroup (so systemd-nspawn's payload/supervisor
-cgroups and machinemgrd's container cgroups land below it and are removed with it), starts its own
-machinemgrd, and cleans everything up on exit, also on errors and ^C.
+cgroups and machinemgrd's container cgroups land below it and are removed with it; LXC's go to the sibling
+mmbench-PID-lxc in every hierarchy), starts its own machinemgrd, and cleans everything up on exit, also on
+errors and ^C.
 
 Environment: MM_BUILD_ROOT (default: ./build), BENCH_OUT (results dir, default ./bench-results),
 BENCH_DEBIAN (Debian 12 rootfs to copy, default /var/cache/machinemgr/probe/debian, never written).
@@ -68,6 +69,36 @@ def cgroup_dirs():
         return dirs
 
 
+def cgroup_roots():
+        """Every mounted hierarchy, the v1 controllers included: LXC makes its cgroups in all of them."""
+        if os.path.exists(os.path.join(CGROOT, "cgroup.controllers")):
+                return [CGROOT]
+        return [os.path.join(CGROOT, h) for h in sorted(os.listdir(CGROOT))
+                if os.path.exists(os.path.join(CGROOT, h, "cgroup.procs"))]
+
+
+def _kill_cgroup(d):
+        """SIGKILLs everything in cgroup d and below: cgroup.kill where there is one, else pid by pid (v1)."""
+        try:
+                with open(os.path.join(d, "cgroup.kill"), "w") as f:
+                        f.write("1")
+                return
+        except OSError:
+                pass
+        for root, _, _ in os.walk(d):
+                try:
+                        with open(os.path.join(root, "cgroup.procs")) as f:
+                                pids = [int(x) for x in f.read().split()]
+                except (OSError, ValueError):
+                        continue
+                for p in pids:
+                        if p != os.getpid():
+                                try:
+                                        os.kill(p, signal.SIGKILL)
+                                except OSError:
+                                        pass
+
+
 def _rmtree_cgroup(d):
         for root, subdirs, _ in os.walk(d, topdown=False):
                 for s in subdirs:
@@ -102,6 +133,10 @@ class Bench:
                 self.cg = []
                 self.lxcpath = os.path.join(self.tmp, "lxc")
                 self.lxc_names = []
+                # LXC's cgroups (payload, monitor, pivot; in every hierarchy, v1 controllers too) go below
+                # this one, a sibling of our own: not below it, because on cgroup2 LXC enables controllers
+                # in every parent's subtree_control, which a cgroup holding this process refuses (EBUSY).
+                self.lxc_cg = f"mmbench-{os.getpid()}-lxc"
                 os.makedirs(OUT, exist_ok=True)
 
         def __enter__(self):
@@ -203,7 +238,12 @@ class Bench:
                 lines = [f"lxc.uts.name = {name}", f"lxc.rootfs.path = dir:{rootfs}", "lxc.net.0.type = empty",
                          f"lxc.init.cmd = {init_cmd}", "lxc.apparmor.profile = unconfined",
                          "lxc.tty.max = 0", "lxc.pty.max = 16", "lxc.console.path = none",
-                         "lxc.autodev = 1", "lxc.mount.auto = proc:mixed sys:ro cgroup:mixed"]
+                         "lxc.autodev = 1", "lxc.mount.auto = proc:mixed sys:ro cgroup:mixed",
+                         # Not LXC's default lxc.payload.NAME at the root of each hierarchy: a killed
+                         # lxc-start leaves its cgroups behind, and NAME may be someone else's container.
+                         f"lxc.cgroup.dir.container = {self.lxc_cg}/payload.{name}",
+                         f"lxc.cgroup.dir.monitor = {self.lxc_cg}/monitor.{name}",
+                         f"lxc.cgroup.dir.monitor.pivot = {self.lxc_cg}/pivot"]
                 if boot:
                         lines += ["lxc.signal.halt = SIGRTMIN+4", "lxc.signal.reboot = SIGINT",
                                   "lxc.environment = container=lxc"]
@@ -216,6 +256,19 @@ class Bench:
                 # The daemon's log outlives the scratch dir: why a guest failed must stay readable.
                 if self.daemon and os.path.exists(self.daemon_log):
                         shutil.copy(self.daemon_log, os.path.join(OUT, f"{self.name}-daemon.log"))
+                # LXC guests first, while their lxc-start monitors live and can clean up after them (a
+                # killed monitor leaves its guest running and its cgroups behind: those are killed and
+                # removed below); all at once, or a ^C during a 200-guest run waits for 200 lxc-stops in a row.
+                # Only if one of our lxc-starts still runs: after a clean poweroff there is nothing to stop.
+                live = any(p.poll() is None for p in self.procs)
+                stops = [subprocess.Popen(["lxc-stop", "-k", "-P", self.lxcpath, "-n", n], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL) for n in self.lxc_names if live]
+                for p in stops:
+                        try:
+                                p.wait(30)
+                        except subprocess.TimeoutExpired:
+                                p.kill()
+                                p.wait()
                 for p in self.procs:
                         if p.poll() is None:
                                 p.kill()
@@ -233,9 +286,12 @@ class Bench:
                         except subprocess.TimeoutExpired:
                                 self.daemon.kill()
                                 self.daemon.wait()
-                for n in self.lxc_names:
-                        subprocess.run(["lxc-stop", "-k", "-P", self.lxcpath, "-n", n], capture_output=True)
-                # Whatever is left in our cgroups (nspawn payloads, lxc) was started by us.
+                # Whatever is left in our cgroups (nspawn payloads) and LXC's (guests of a killed lxc-start)
+                # was started by us.
+                lxc_cgs = [os.path.join(r, self.lxc_cg) for r in cgroup_roots()
+                           if os.path.isdir(os.path.join(r, self.lxc_cg))]
+                for d in lxc_cgs:
+                        _kill_cgroup(d)
                 for d in self.cg:
                         for root, _, files in os.walk(d):
                                 if "cgroup.kill" in files and root != d:
@@ -264,9 +320,17 @@ class Bench:
                                 except OSError:
                                         pass
                                 _rmtree_cgroup(d)
-                        if not any(os.path.exists(d) for d in self.cg):
+                        for d in lxc_cgs:
+                                _kill_cgroup(d)
+                                _rmtree_cgroup(d)
+                        if not any(os.path.exists(d) for d in self.cg + lxc_cgs):
                                 break
                         time.sleep(0.1)
+                if any(os.path.exists(d) for d in self.cg + lxc_cgs):
+                        log("cgroups left behind:", *[d for d in self.cg + lxc_cgs if os.path.exists(d)])
+                # LXC's lock files (/run/lxc/lock/LXCPATH/.NAME) outlive every container: ours go with us.
+                if self.lxc_names:
+                        subprocess.run(["rm", "-rf", "--one-file-system", "/run/lxc/lock" + self.tmp])
                 if self.run_mounted:
                         subprocess.run(["umount", "-l", self.run])
                 subprocess.run(["rm", "-rf", "--one-file-system", self.tmp])
@@ -275,6 +339,7 @@ class Bench:
 
 def save(name, data):
         path = os.path.join(OUT, name + ".json")
+        os.makedirs(OUT, exist_ok=True)  # also when no Bench ran (density.py --tools lxc without LXC)
         with open(path, "w") as f:
                 json.dump(data, f, indent=1)
         log("results in", path)
@@ -317,13 +382,22 @@ def pidns_members_of_children(pid):
         return out
 
 
+def _nsenter_run(argv):
+        """A command in a guest; None if it does not return. A guest shutting down SIGSTOPs everything in
+        its pid namespace before the SIGKILL (systemd-shutdown), our systemctl too: nsenter, which
+        forwards its child's stop to itself, then waits stopped for ever."""
+        try:
+                return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+                return None
+
+
 def guest_systemd_times(leader):
         """(UserspaceTimestampMonotonic, FinishTimestampMonotonic) of the guest's systemd, in µs of the host's
         CLOCK_MONOTONIC (no time namespace). Taken by systemd itself, the same way under every tool."""
-        r = subprocess.run(["nsenter", "-t", str(leader), "-m", "-p", "--", "/bin/systemctl", "show",
-                            "-p", "UserspaceTimestampMonotonic", "-p", "FinishTimestampMonotonic"],
-                           capture_output=True, text=True)
-        v = dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
+        r = _nsenter_run(["nsenter", "-t", str(leader), "-m", "-p", "--", "/bin/systemctl", "show",
+                          "-p", "UserspaceTimestampMonotonic", "-p", "FinishTimestampMonotonic"])
+        v = dict(l.split("=", 1) for l in (r.stdout if r else "").splitlines() if "=" in l)
         return int(v.get("UserspaceTimestampMonotonic", 0) or 0), int(v.get("FinishTimestampMonotonic", 0) or 0)
 
 
@@ -336,9 +410,9 @@ def guest_system_state(leader):
                         userns = ["-U"]
         except OSError:
                 pass
-        r = subprocess.run(["nsenter", "-t", str(leader), "-m", "-p", *userns, "--", "/bin/systemctl",
-                            "is-system-running"], capture_output=True, text=True)
-        return r.stdout.strip() or "unknown"
+        r = _nsenter_run(["nsenter", "-t", str(leader), "-m", "-p", *userns, "--", "/bin/systemctl",
+                          "is-system-running"])
+        return (r.stdout.strip() if r else "") or "unknown"
 
 
 def wait_exit(pid, timeout=60):

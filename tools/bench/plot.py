@@ -4,8 +4,8 @@
 
 Usage: tools/bench/plot.py RESULTS_DIR OUT_DIR   (e.g. bench-results docs/bench)
 Writes start.png (latency distributions side by side), boot.png (phases per tool, with spread),
-density.png (time to all READY, manager and kernel memory per guest, poweroff time vs N):
-each only when its results file exists.
+density.png (time to all READY, manager and kernel memory per guest, poweroff time vs N; one series per
+tool in the results: machinemgr, machinemgr-pick, nspawn, lxc): each only when its results file exists.
 """
 import json
 import os
@@ -66,8 +66,9 @@ def main():
                 for t, rs in d["results"].items():
                         ns = [r["n"] for r in rs]
                         axs[0].plot(ns, [r["ready_s"] for r in rs], "o-", label=t)
-                        # The manager's own memory per guest (daemon, or all nspawn processes): what the
-                        # MemAvailable split cannot give reliably (the guests' file pages were cached before).
+                        # The manager's own memory per guest (daemon, all nspawn processes, or the lxc-start
+                        # monitors): what the MemAvailable split cannot give reliably (the guests' file pages
+                        # were cached before).
                         axs[1].plot(ns, [r["tool_pss_kib"] / r["n"] for r in rs], "o-", label=t)
                         axs[2].plot(ns, [r.get("kernel_per_guest_kib", float("nan")) for r in rs], "o-", label=t)
                         axs[3].plot(ns, [r["poweroff_s"] for r in rs], "o-", label=t)
