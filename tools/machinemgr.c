@@ -119,6 +119,11 @@ int bus_machine_exit(sd_bus *bus, const char *name, char **ret_result, int *ret_
 
 /* ---- connection ---- */
 
+/* Not sd-bus's 25 s: the daemon serves its clients one after another from one loop, StartMachine replies
+ * only once the guest's init has exec'd, and on a host saturated by booting guests both can take longer.
+ * A timeout then told the user a start had failed while the guest came up anyway. */
+#define CLI_CALL_TIMEOUT_USEC (5 * 60 * UINT64_C(1000000))
+
 static int bus_open_address(const char *address, bool bus_client, sd_bus **ret)
 {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -131,6 +136,8 @@ static int bus_open_address(const char *address, bool bus_client, sd_bus **ret)
         if (r < 0)
                 return r;
         r = sd_bus_set_bus_client(bus, bus_client);
+        if (r >= 0)
+                r = sd_bus_set_method_call_timeout(bus, CLI_CALL_TIMEOUT_USEC);
         if (r < 0)
                 return r;
         r = sd_bus_start(bus);
@@ -185,6 +192,7 @@ static int bus_connect(sd_bus **ret)
                 _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 
                 if (sd_bus_open_system(&bus) >= 0 && system_bus_has_service(bus)) {
+                        (void)sd_bus_set_method_call_timeout(bus, CLI_CALL_TIMEOUT_USEC);
                         *ret = TAKE_PTR(bus);
                         return 0;
                 }

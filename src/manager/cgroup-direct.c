@@ -81,7 +81,7 @@ typedef struct OwnCGroup {
         char *controllers; /* NULL for cgroup2 */
         char *dir;         /* host path of <own>/machine.slice */
         char *path;        /* the same from the hierarchy's root */
-        bool made;         /* machine.slice made (or found) by this daemon */
+        bool made;         /* machine.slice made (or checked) by this daemon: its controllers are enabled */
 } OwnCGroup;
 
 /* Where we are does not change while we run: found once, not per start (a start is latency-bound, and
@@ -110,6 +110,22 @@ static int own_cgroup_add(const char *controllers, const char *own, const char *
         return 0;
 }
 
+/* Like systemd, which realizes a unit's cgroup only in the v1 hierarchies of the controllers it needs: the
+ * limits (memory, pids, cpu), usage (cpuacct) and the device policy (devices). In the others (blkio,
+ * cpuset, freezer, name=systemd, ...) the guest stays in the daemon's cgroup. Each hierarchy costs a
+ * mkdir, an rmdir and, worst, an attach per start: a v1 cgroup.procs write takes the kernel's global
+ * cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period and every fork and exit in
+ * progress, and with a host full of booting guests that blocked the daemon's loop for seconds. cgroup2
+ * (the freezer and process tracking) is always used. */
+static bool v1_hierarchy_used(const char *controllers)
+{
+        static const char *const used[] = {"memory", "pids", "cpu", "cpuacct", "devices"};
+        for (size_t i = 0; i < ELEMENTSOF(used); i++)
+                if (cgroup_controller_list_contains(controllers, used[i]))
+                        return true;
+        return false;
+}
+
 static int own_cgroups_discover(void)
 {
         if (n_own_cgroups > 0)
@@ -134,6 +150,10 @@ static int own_cgroups_discover(void)
                         /* We sit outside our cgroup namespace's root: nothing of it is reachable. */
                         log_debug("cgroup hierarchy %s: own cgroup %s is outside our view, skipping",
                                   controllers ?: "cgroup2", path);
+                        continue;
+                }
+                if (controllers && !v1_hierarchy_used(controllers)) {
+                        log_debug("cgroup hierarchy %s: no controller we use, skipping", controllers);
                         continue;
                 }
                 r = find_own_dir(t, controllers, path, &own);
@@ -244,10 +264,11 @@ static OwnCGroup *own_cgroup_of(CGroupHierarchy *h)
         return NULL;
 }
 
+/* Also one a killed daemon left: below our own cgroup, machine.slice is ours whoever made it. */
 void cgroup_direct_remove_slice(void)
 {
         for (size_t i = 0; i < n_own_cgroups; i++)
-                if (own_cgroups[i].made && rmdir(own_cgroups[i].dir) < 0 && errno != ENOENT && errno != EBUSY)
+                if (rmdir(own_cgroups[i].dir) < 0 && errno != ENOENT && errno != EBUSY)
                         log_full_errno(LOG_DEBUG, errno, "rmdir %s: %m", own_cgroups[i].dir);
 }
 

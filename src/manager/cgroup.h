@@ -42,7 +42,7 @@ int cgroup_direct_create(const char *name, const CGroupLimits *limits, CGroup **
  * applies limits, removing what it made on failure. */
 int cgroup_direct_prepare(const char *name, CGroup **ret);
 int cgroup_direct_realize(CGroup *cg, const CGroupLimits *limits);
-/* Removes the direct mode's machine.slice where we made it, if no container is left in it (at exit). */
+/* Removes the direct mode's machine.slice if no container is left in it (at exit). */
 void cgroup_direct_remove_slice(void);
 
 /* Systemd mode. Starts the transient unit machine-NAME.scope in machine.slice (Delegate=yes, the limits as
