@@ -19,9 +19,30 @@ PrivateConnection *bus_private_connection_free(PrivateConnection *c)
                         *p = c->next;
                         break;
                 }
+        sd_event_source_disable_unref(c->demote_source);
         sd_bus_flush_close_unref(c->bus);
         free(c);
         return NULL;
+}
+
+/* A new connection is served before everything else until its first message. Its authentication takes
+ * several round trips, and sd-bus gives up on it (on both ends) after 90 s: in a burst of 200 starts on a
+ * host saturated by booting guests, connections that waited their turn behind the starts queued before
+ * them timed out ("Transport endpoint is not connected") before the daemon ever saw their request. */
+#define PRIORITY_HANDSHAKE SD_EVENT_PRIORITY_IMPORTANT
+
+static int on_demote(sd_event_source *s, void *userdata)
+{
+        PrivateConnection *c = userdata;
+        c->demote_source = sd_event_source_disable_unref(c->demote_source);
+        int r = sd_bus_detach_event(c->bus);
+        if (r >= 0)
+                r = sd_bus_attach_event(c->bus, c->manager->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0) {
+                log_warning_errno(r, "Reattach private connection: %m");
+                bus_private_connection_free(c);
+        }
+        return 0;
 }
 
 static int on_disconnected(sd_bus_message *message, void *userdata, sd_bus_error *error)
@@ -57,6 +78,10 @@ static const sd_bus_vtable dbus_driver_vtable[] = {
 static int on_any_message(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
         PrivateConnection *c = userdata;
+        /* Not from inside the bus's own dispatch: detaching it there would pull its sources from under it. */
+        if (!c->spoke && !c->demote_source &&
+            sd_event_add_defer(c->manager->event, &c->demote_source, on_demote, c) < 0)
+                log_warning("Private connection stays at handshake priority.");
         c->spoke = true;
         return 0; /* not handled: dispatch goes on */
 }
@@ -87,22 +112,15 @@ static int private_connection_setup(PrivateConnection *c, int fd)
                 return r;
         if ((r = sd_bus_start(c->bus)) < 0)
                 return r;
-        return sd_bus_attach_event(c->bus, m->event, 0);
+        return sd_bus_attach_event(c->bus, m->event, PRIORITY_HANDSHAKE);
 }
 
-static int on_private_connection(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+static void private_accept_one(Manager *m, int nfd)
 {
-        Manager *m = userdata;
-        int nfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (nfd < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                        log_warning_errno(errno, "accept on private socket: %m");
-                return 0;
-        }
         PrivateConnection *c = calloc(1, sizeof *c);
         if (!c) {
                 safe_close(nfd);
-                return 0;
+                return;
         }
         c->manager = m;
         c->next = m->connections;
@@ -114,7 +132,22 @@ static int on_private_connection(sd_event_source *s, int fd, uint32_t revents, v
                         safe_close(nfd);
                 bus_private_connection_free(c);
         }
-        return 0;
+}
+
+/* Every waiting connection at once: their handshakes then run before the requests already queued. */
+static int on_private_connection(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        for (;;) {
+                int nfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (nfd < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                log_warning_errno(errno, "accept on private socket: %m");
+                        if (errno != EINTR)
+                                return 0;
+                        continue;
+                }
+                private_accept_one(userdata, nfd);
+        }
 }
 
 int bus_private_listen(Manager *m)
@@ -135,6 +168,8 @@ int bus_private_listen(Manager *m)
         if (listen(m->private_fd, SOMAXCONN) < 0)
                 return log_error_errno(errno, "listen %s: %m", sa.sun_path);
         int r = sd_event_add_io(m->event, &m->private_source, m->private_fd, EPOLLIN, on_private_connection, m);
+        if (r >= 0)
+                r = sd_event_source_set_priority(m->private_source, PRIORITY_HANDSHAKE);
         if (r < 0)
                 return log_error_errno(r, "Watch private socket: %m");
         return 0;

@@ -17,8 +17,9 @@ typedef struct PrivateConnection PrivateConnection;
 typedef struct Manager {
         sd_event *event;
         sd_bus *system_bus; /* systemd mode, or any host with a system bus; NULL otherwise */
-        /* A second system bus connection for calls that wait for systemd jobs: waiting pumps the
-         * connection, which must not dispatch our own clients' method calls in the middle of a start. */
+        /* A second system bus connection for systemd's jobs (scopes are started asynchronously through it,
+         * see machine_start_scope), so that synchronous calls to systemd never pump the connection our own
+         * clients' method calls arrive on. */
         sd_bus *systemd_bus;
 
         int private_fd;              /* listening socket RUNTIME_DIR/private */
@@ -91,6 +92,7 @@ struct PrivateConnection {
         /* Set once the peer has sent its first message. Until then it gets no signals: a client that says
          * Hello fails with EIO on any message that arrives before the Hello reply. */
         bool spoke;
+        sd_event_source *demote_source; /* moves the connection to normal priority after its handshake */
         PrivateConnection *next;
 };
 PrivateConnection *bus_private_connection_free(PrivateConnection *c);
