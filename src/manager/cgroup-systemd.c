@@ -109,27 +109,31 @@ static int append_stop_properties(sd_bus_message *m, const char *unit, int kill_
         if (asprintf(&instance, "machinemgr@%.*s.service", (int)(l - strlen("machine-") - strlen(".scope")),
                      unit + strlen("machine-")) < 0)
                 return -ENOMEM;
-        return sd_bus_message_append(m, "(sv)(sv)(sv)(sv)(sv)(sv)", "KillSignal", "i",
+        /* CollectMode: a scope that failed (a guest SIGKILLed after TimeoutStopSec) would otherwise stay
+         * loaded until someone resets it, and every later start of the machine would fail ("already
+         * loaded"); the machine's own record keeps the result. */
+        return sd_bus_message_append(m, "(sv)(sv)(sv)(sv)(sv)(sv)(sv)", "KillSignal", "i",
                                      kill_signal > 0 ? kill_signal : SIGRTMIN + 4, "KillMode", "s", "control-group",
                                      "SendSIGKILL", "b", 1, "TimeoutStopUSec", "t", SCOPE_STOP_TIMEOUT_USEC,
-                                     "After", "as", 1, "machinemgrd.service", "Before", "as", 1, instance);
+                                     "After", "as", 1, "machinemgrd.service", "Before", "as", 1, instance,
+                                     "CollectMode", "s", "inactive-or-failed");
 }
 
-/* The device policy of direct mode (restrict_devices() in cgroup-direct.c), as DevicePolicy=closed + DeviceAllow=
- * on the scope: a privileged guest (PrivateUsers=no) has CAP_MKNOD and could otherwise open any host device it
- * makes a node for. It goes on the scope, above payload/ (the guest's cgroup namespace root), for the same reason
- * as the limits: a guest root that reaches its own cgroup can only narrow what its parent allows (v1 devices
- * lists are inherited and bounded by the parent's; BPF device programs of every ancestor all have to allow).
- * Set for every guest, like direct mode: an unprivileged one cannot open host devices anyway, and loses nothing.
- * systemd picks the mechanism: the v1 devices controller on hybrid/legacy hosts, a BPF_CGROUP_DEVICE program
- * on unified ones. Where it can use neither (a systemd in a container whose v1 hierarchies are read-only, such
- * as the nspawn test host, or where bpf() is filtered), systemd 252 leaves the devices controller out of what it
- * supports when it starts and the policy is only a property: it changes nothing at start or stop there, so it
- * is safe to set unconditionally (tests/systemd/test-devices.sh covers all three cases). If systemd refused a
- * property the start would fail rather than run the guest without a policy.
- * /dev/char/MAJ:MIN entries are parsed without a stat(), so a node missing on the host (tun, fuse not loaded)
- * still has its entry; `m` for every char/block node because making a node is harmless, opening it is what
- * counts. */
+/* The device policy of direct mode (restrict_devices() in cgroup-direct.c), as DevicePolicy=closed +
+ * DeviceAllow= on the scope: a privileged guest (PrivateUsers=no) has CAP_MKNOD and could otherwise open
+ * any host device it makes a node for. It goes on the scope, above payload/ (the guest's cgroup namespace
+ * root), for the same reason as the limits: a guest root that reaches its own cgroup can only narrow what
+ * its parent allows (v1 devices lists are inherited and bounded by the parent's; BPF device programs of
+ * every ancestor all have to allow). Set for every guest, like direct mode: an unprivileged one cannot open
+ * host devices anyway, and loses nothing. systemd picks the mechanism: the v1 devices controller on
+ * hybrid/legacy hosts, a BPF_CGROUP_DEVICE program on unified ones. Where it can use neither (a systemd in
+ * a container whose v1 hierarchies are read-only, such as the nspawn test host, or where bpf() is
+ * filtered), systemd 252 leaves the devices controller out of what it supports when it starts and the
+ * policy is only a property: it changes nothing at start or stop there, so it is safe to set
+ * unconditionally (tests/systemd/test-devices.sh covers all three cases). If systemd refused a property the
+ * start would fail rather than run the guest without a policy. /dev/char/MAJ:MIN entries are parsed without
+ * a stat(), so a node missing on the host (tun, fuse not loaded) still has its entry; `m` for every
+ * char/block node because making a node is harmless, opening it is what counts. */
 static const struct {
         const char *node, *access;
 } device_allow[] = {
@@ -500,6 +504,42 @@ int cgroup_systemd_set_limits(CGroup *cg, const CGroupLimits *limits)
         return r;
 }
 
+/* Whether systemd is done with the scope: 1 once it is gone (collected), 0 while it is still loaded (one
+ * it still shows active, which an empty scope should not be, is stopped), a negative errno when systemd
+ * cannot be asked: at the host's shutdown the system bus stops before this daemon does. */
+static int scope_gone(CGroup *cg)
+{
+        _cleanup_(bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *state = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *path;
+        int r = sd_bus_call_method(cg->bus, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "GetUnit", &error,
+                                   &reply, "s", cg->unit);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "o", &path);
+        if (r >= 0)
+                r = sd_bus_get_property_string(cg->bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Unit",
+                                               "ActiveState", &error, &state);
+        if (r < 0) {
+                if (sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit"))
+                        r = 1;
+                else
+                        log_machine_full(LOG_DEBUG, r, cg->name, "look up %s: %s", cg->unit,
+                                         bus_error_text(&error, r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        if (streq(state, "active") || streq(state, "reloading") || streq(state, "activating")) {
+                r = sd_bus_call_method(cg->bus, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit",
+                                       &error, NULL, "ss", cg->unit, "fail");
+                if (r < 0 && !sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit"))
+                        log_machine_warning_errno(cg->name, r, "StopUnit %s: %s", cg->unit,
+                                                  bus_error_text(&error, r));
+                sd_bus_error_free(&error);
+        }
+        return 0;
+}
+
 int cgroup_systemd_destroy(CGroup *cg)
 {
         int r = cgroup_is_empty(cg);
@@ -508,15 +548,18 @@ int cgroup_systemd_destroy(CGroup *cg)
         if (r == 0)
                 return -EBUSY;
 
-        /* An empty scope is usually gone already (systemd collects it); stop it in case it is not. */
+        /* Nothing is removed while systemd still has the scope: it learns that the scope is empty from the
+         * scope's cgroup.events, and systemd 252 reads that file only after the inotify event; a directory
+         * removed before then hides the empty scope from it for good (a stop it runs, e.g. `systemctl stop`
+         * or the host's shutdown, then waits out TimeoutStopSec and leaves the unit failed, and the next
+         * start of the machine fails with "already loaded"). systemd trims the scope's directories when it
+         * is done; the caller retries on -EBUSY until then. */
         if (cg->bus) {
-                sd_bus_error error = SD_BUS_ERROR_NULL;
-                r = sd_bus_call_method(cg->bus, SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, "StopUnit",
-                                       &error, NULL, "ss", cg->unit, "fail");
-                if (r < 0 && !sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit"))
-                        log_machine_warning_errno(cg->name, r, "StopUnit %s: %s", cg->unit,
-                                                  bus_error_text(&error, r));
-                sd_bus_error_free(&error);
+                r = scope_gone(cg);
+                if (r == 0)
+                        return -EBUSY;
+                if (r < 0)
+                        return 0; /* systemd still has it, or trims it when it is done */
         }
         /* Whatever systemd did not trim (the guest's sub-cgroups in hierarchies it does not manage). */
         r = cgroup_remove_dirs(cg);

@@ -12,6 +12,8 @@
 #   MM_BOOT_TIMEOUT  seconds to wait for the host to boot (default 180)
 #   MM_TEST_TIMEOUT  seconds the test may run (default 1200)
 #   MM_KEEP_LOGS     directory to copy console/journal logs to (default: BUILD/meson-logs/systemd/)
+#   MM_NSPAWN_OPTIONS  extra systemd-nspawn options for the host, split at whitespace (default: none;
+#                    e.g. --system-call-filter=bpf, which nspawn's seccomp filter refuses otherwise)
 #
 # Exit: the test's exit status; 77 (skip) if this machine cannot run it; 99 harness error.
 set -euo pipefail
@@ -262,7 +264,8 @@ boot_host() {
         # nspawn uses the cgroup it is in instead of asking systemd for a scope.
         (
                 enter_cgroups "${CGROUPS[@]}"
-                exec systemd-nspawn --quiet --boot --private-network --register=no --keep-unit \
+                # shellcheck disable=SC2086 # a list of options, split on purpose
+                exec systemd-nspawn ${MM_NSPAWN_OPTIONS:-} --quiet --boot --private-network --register=no --keep-unit \
                         --console=read-only --machine="$machine" -D "$WORK/root" \
                         --bind="$WORK/machines:/var/lib/machines" \
                         </dev/null >"$WORK/console.log" 2>&1
