@@ -126,11 +126,11 @@ static bool v1_hierarchy_used(const char *controllers)
         return false;
 }
 
-static int own_cgroups_discover(void)
+/* Calls fn for every hierarchy in /proc/self/cgroup, with the mount table to find it in. */
+static int foreach_own_hierarchy(int (*fn)(struct libmnt_table *t, const char *controllers, const char *path,
+                                           void *userdata),
+                                 void *userdata)
 {
-        if (n_own_cgroups > 0)
-                return 0;
-
         _cleanup_free_ char *self = NULL;
         int r = read_full_file("/proc/self/cgroup", &self, NULL);
         if (r < 0)
@@ -141,88 +141,99 @@ static int own_cgroups_discover(void)
 
         for (char *save = NULL, *line = strtok_r(self, "\n", &save); line;
              line = strtok_r(NULL, "\n", &save)) {
-                _cleanup_free_ char *controllers = NULL, *path = NULL, *own = NULL;
+                _cleanup_free_ char *controllers = NULL, *path = NULL;
                 if (cgroup_parse_proc_line(line, &controllers, &path) < 0) {
                         log_debug("/proc/self/cgroup: ignoring \"%s\"", line);
                         continue;
                 }
-                if (strstr(path, "/..")) {
-                        /* We sit outside our cgroup namespace's root: nothing of it is reachable. */
-                        log_debug("cgroup hierarchy %s: own cgroup %s is outside our view, skipping",
-                                  controllers ?: "cgroup2", path);
-                        continue;
-                }
-                if (controllers && !v1_hierarchy_used(controllers)) {
-                        log_debug("cgroup hierarchy %s: no controller we use, skipping", controllers);
-                        continue;
-                }
-                r = find_own_dir(t, controllers, path, &own);
-                if (r == -ENOENT) {
-                        log_debug("cgroup hierarchy %s: not mounted, skipping", controllers ?: "cgroup2");
-                        continue;
-                }
-                if (r >= 0)
-                        r = own_cgroup_add(controllers, own, path);
+                r = fn(t, controllers, path, userdata);
                 if (r < 0)
                         return r;
         }
+        return 0;
+}
+
+static int add_own_hierarchy(struct libmnt_table *t, const char *controllers, const char *path, void *userdata)
+{
+        _cleanup_free_ char *own = NULL;
+        if (strstr(path, "/..")) {
+                /* We sit outside our cgroup namespace's root: nothing of it is reachable. */
+                log_debug("cgroup hierarchy %s: own cgroup %s is outside our view, skipping",
+                          controllers ?: "cgroup2", path);
+                return 0;
+        }
+        if (controllers && !v1_hierarchy_used(controllers)) {
+                log_debug("cgroup hierarchy %s: no controller we use, skipping", controllers);
+                return 0;
+        }
+        int r = find_own_dir(t, controllers, path, &own);
+        if (r == -ENOENT) {
+                log_debug("cgroup hierarchy %s: not mounted, skipping", controllers ?: "cgroup2");
+                return 0;
+        }
+        return r < 0 ? r : own_cgroup_add(controllers, own, path);
+}
+
+static int own_cgroups_discover(void)
+{
+        if (n_own_cgroups > 0)
+                return 0;
+        int r = foreach_own_hierarchy(add_own_hierarchy, NULL);
+        if (r < 0)
+                return r;
         if (n_own_cgroups == 0)
                 return log_error_errno(EOPNOTSUPP, "no mounted cgroup hierarchy found: %m");
         return 0;
 }
 
+typedef struct FixedPath {
+        CGroup *cg;
+        const char *path;
+} FixedPath;
+
+static int add_fixed_hierarchy(struct libmnt_table *t, const char *controllers, const char *path, void *userdata)
+{
+        FixedPath *f = userdata;
+        _cleanup_free_ char *root = NULL, *dir = NULL, *rel = NULL;
+        int r = find_own_dir(t, controllers, "/", &root);
+        if (r == -ENOENT)
+                return 0; /* only part of this hierarchy is visible to us */
+        if (r < 0)
+                return r;
+        if (asprintf(&dir, "%s%s", root, f->path) < 0 || !(rel = strdup(f->path)))
+                return -ENOMEM;
+        if (access(dir, F_OK) < 0)
+                return 0; /* a hierarchy the manager does not put this unit in */
+        return cgroup_add_hierarchy(f->cg, controllers, dir, rel);
+}
+
 int cgroup_discover(CGroup *cg, const char *fixed_path)
 {
-        if (!fixed_path) {
-                int r = own_cgroups_discover();
+        int r;
+        if (fixed_path) {
+                r = foreach_own_hierarchy(add_fixed_hierarchy, &(FixedPath){.cg = cg, .path = fixed_path});
                 if (r < 0)
                         return r;
-                _cleanup_free_ char *leaf = NULL;
-                if (machine_scope_unit_name(cg->name, &leaf) < 0)
-                        return -ENOMEM;
-                for (size_t i = 0; i < n_own_cgroups; i++) {
-                        _cleanup_free_ char *dir = NULL, *rel = NULL;
-                        if (asprintf(&dir, "%s/%s", own_cgroups[i].dir, leaf) < 0 ||
-                            asprintf(&rel, "%s/%s", own_cgroups[i].path, leaf) < 0)
-                                return -ENOMEM;
-                        r = cgroup_add_hierarchy(cg, own_cgroups[i].controllers, dir, rel);
-                        if (r < 0)
-                                return r;
-                }
+                if (cg->n_hierarchies == 0)
+                        return log_error_errno(EOPNOTSUPP, "no mounted cgroup hierarchy found: %m");
                 return 0;
         }
 
-        _cleanup_free_ char *self = NULL;
-        int r = read_full_file("/proc/self/cgroup", &self, NULL);
+        r = own_cgroups_discover();
         if (r < 0)
-                return log_error_errno(r, "read /proc/self/cgroup: %m");
-
-        _cleanup_(mnt_free_tablep) struct libmnt_table *t = mnt_new_table_from_file("/proc/self/mountinfo");
-        if (!t)
-                return log_error_errno(ENOMEM, "parse /proc/self/mountinfo: %m");
-
-        for (char *save = NULL, *line = strtok_r(self, "\n", &save); line;
-             line = strtok_r(NULL, "\n", &save)) {
-                _cleanup_free_ char *controllers = NULL, *path = NULL, *root = NULL, *dir = NULL, *rel = NULL;
-                if (cgroup_parse_proc_line(line, &controllers, &path) < 0) {
-                        log_debug("/proc/self/cgroup: ignoring \"%s\"", line);
-                        continue;
-                }
-                r = find_own_dir(t, controllers, "/", &root);
-                if (r == -ENOENT)
-                        continue; /* only part of this hierarchy is visible to us */
-                if (r < 0)
-                        return r;
-                if (asprintf(&dir, "%s%s", root, fixed_path) < 0 || !(rel = strdup(fixed_path)))
+                return r;
+        _cleanup_free_ char *leaf = NULL;
+        if (machine_scope_unit_name(cg->name, &leaf) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_own_cgroups; i++) {
+                _cleanup_free_ char *dir = NULL, *rel = NULL;
+                if (asprintf(&dir, "%s/%s", own_cgroups[i].dir, leaf) < 0 ||
+                    asprintf(&rel, "%s/%s", own_cgroups[i].path, leaf) < 0)
                         return -ENOMEM;
-                if (access(dir, F_OK) < 0)
-                        continue; /* a hierarchy the manager does not put this unit in */
-                r = cgroup_add_hierarchy(cg, controllers, dir, rel);
+                r = cgroup_add_hierarchy(cg, own_cgroups[i].controllers, dir, rel);
                 if (r < 0)
                         return r;
         }
-        if (cg->n_hierarchies == 0)
-                return log_error_errno(EOPNOTSUPP, "no mounted cgroup hierarchy found: %m");
         return 0;
 }
 

@@ -363,43 +363,25 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
         _cleanup_(close_go_fds) GoFds tree = { .n = c->uid_range > 0 ? 1 + c->n_binds : 0 };
         for (size_t i = 0; i < GO_MAX_FDS; i++)
                 tree.fds[i] = -1;
-        if (c->uid_range > 0) {
-                const char *step = NULL;
+        const char *step = "sync";
+        r = 0;
+        if (c->uid_range > 0)
                 r = spawn_userns(c, pid, tree.fds, &step);
-                if (r < 0) {
-                        kill_and_reap(pidfd);
-                        safe_close(pidfd);
-                        if (ret_error)
-                                (void) asprintf(ret_error, "%s: %s", step, strerror(-r));
-                        return r;
-                }
-        }
-
-        r = send_sync(parent_fd, "m", tree.fds, tree.n);
-        if (r < 0) {
-                kill_and_reap(pidfd);
-                safe_close(pidfd);
-                if (ret_error)
-                        (void) asprintf(ret_error, "sync: %s", strerror(-r));
-                return r;
-        }
-        if (c->pre_start) {
+        if (r >= 0)
+                r = send_sync(parent_fd, "m", tree.fds, tree.n);
+        if (r >= 0 && c->pre_start) {
+                step = "pre_start";
                 r = c->pre_start(pid, c->userdata);
-                if (r < 0) {
-                        kill_and_reap(pidfd);
-                        safe_close(pidfd);
-                        if (ret_error)
-                                (void) asprintf(ret_error, "pre_start: %s", strerror(-r));
-                        return r;
-                }
         }
-
-        r = c->defer_go ? 0 : send_sync(parent_fd, "g", NULL, 0);
+        if (r >= 0 && !c->defer_go) {
+                step = "sync";
+                r = send_sync(parent_fd, "g", NULL, 0);
+        }
         if (r < 0) {
                 kill_and_reap(pidfd);
                 safe_close(pidfd);
                 if (ret_error)
-                        (void) asprintf(ret_error, "sync: %s", strerror(-r));
+                        (void) asprintf(ret_error, "%s: %s", step, strerror(-r));
                 return r;
         }
 
