@@ -341,10 +341,10 @@ static void start_finish(CGroupSystemdStart *s, int r, const char *what, const c
 {
         _cleanup_free_ char *text = NULL;
         CGroup *cg = NULL;
+        /* Not logged here: the caller logs the failure once, with the machine's start. */
         if (r < 0) {
                 if (asprintf(&text, "%s %s: %s", what, s->cg->unit, why) < 0)
                         text = NULL;
-                log_machine_error_errno(s->cg->name, r, "%s %s: %s", what, s->cg->unit, why);
         } else
                 cg = TAKE_PTR(s->cg);
         CGroupSystemdDone done = s->done;

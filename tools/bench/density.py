@@ -81,13 +81,19 @@ def rss_kib(pid):
         return 0
 
 
-def pidns_members(leaders):
-        want = set()
+def pid_namespaces(leaders):
+        """The pid namespaces of these guests' PID 1 (those still there)."""
+        ns = set()
         for l in leaders:
                 try:
-                        want.add(os.readlink(f"/proc/{l}/ns/pid"))
+                        ns.add(os.readlink(f"/proc/{l}/ns/pid"))
                 except OSError:
                         pass
+        return ns
+
+
+def pidns_members(leaders):
+        want = pid_namespaces(leaders)
         pids = []
         for p in os.listdir("/proc"):
                 if p.isdigit():
@@ -207,12 +213,7 @@ def run_lxc(b, names):
         b.extra["ready_seen_s"] = seen
         # The guests' PID 1 stay up until poweroff: their pid namespaces hold the guests' processes; the
         # monitors and any helper they forked outside those are LXC's own.
-        guest_ns = set()
-        for l in leaders:
-                try:
-                        guest_ns.add(os.readlink(f"/proc/{l}/ns/pid"))
-                except OSError:
-                        pass
+        guest_ns = pid_namespaces(leaders)
         tool_pids = []
         for p in ps:
                 tool_pids.append(p.pid)
