@@ -23,6 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The manager's power-off signal: SIGRTMIN+4 as systemd and glibc count it, the kernel's signal 38.
+ * Not SIGRTMIN + 4 here: musl reserves one more real-time signal than glibc, so its SIGRTMIN is 35. */
+#define SIGNAL_POWEROFF 38
+
 /* After the payload is gone, stragglers get this long between SIGTERM and SIGKILL. */
 #define STRAGGLER_TIMEOUT_SEC 2
 
@@ -56,7 +60,7 @@ static int status_to_exit_code(int status)
  * SIGTERM; anything else is passed on as it came. */
 static int translate_signal(int sig)
 {
-        if (sig == SIGRTMIN + 4)
+        if (sig == SIGNAL_POWEROFF)
                 return SIGTERM;
         return sig;
 }
@@ -91,31 +95,81 @@ static int notify_ready(void)
         return r;
 }
 
+/* execvp()'s search, done before vfork(): the child may only exec. Returns argv0 itself when it has a
+ * slash or nothing on $PATH matches (execve() then reports why). */
+static const char *resolve_command(const char *argv0, char *buf, size_t size)
+{
+        const char *path = getenv("PATH");
+
+        if (strchr(argv0, '/'))
+                return argv0;
+        if (!path || !*path)
+                path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        for (const char *p = path, *e; *p; p = *e ? e + 1 : e) {
+                e = strchrnul(p, ':');
+                int n = snprintf(buf, size, "%.*s/%s", (int)(e - p), p, argv0);
+                if (n > 0 && (size_t)n < size && access(buf, X_OK) == 0)
+                        return buf;
+        }
+        return argv0;
+}
+
+/* The payload's environment: ours without NOTIFY_SOCKET (READY=1 is ours to send, not the payload's). */
+__attribute__((noinline)) static char **payload_environment(void)
+{
+        extern char **environ;
+        size_t n = 0, j = 0;
+
+        while (environ[n])
+                n++;
+        char **env = calloc(n + 1, sizeof(char *));
+        if (!env)
+                return environ;
+        for (size_t i = 0; i < n; i++)
+                if (strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0)
+                        env[j++] = environ[i];
+        return env;
+}
+
+/* vfork(), not fork(): a fork copies our page tables and the exec throws them away, which costs about
+ * 0.9 ms on a virtualised host against 0.03 ms (docs/BENCHMARKS.md). Everything the child needs is made
+ * before; the child only makes system calls on its own behalf, then execs or _exit()s. */
 static pid_t spawn_payload(char **argv, const sigset_t *orig_mask)
 {
-        pid_t pid = fork();
+        static char path_buf[4096];
+        const char *path = resolve_command(argv[0], path_buf, sizeof(path_buf));
+        char **env = payload_environment();
+        bool tty = isatty(STDIN_FILENO);
+        struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
+        volatile int exec_errno = 0;
+
+        pid_t pid = vfork();
         if (pid < 0)
                 return -errno;
         if (pid == 0) {
                 /* Own process group, so a terminal's job control and our group-wide signals
                  * address the payload, not us. */
                 (void)setpgid(0, 0);
-                if (isatty(STDIN_FILENO)) {
+                if (tty) {
                         /* tcsetpgrp() from a background group raises SIGTTOU; we are not yet the
-                         * foreground group, so ignore it for the call. */
-                        struct sigaction sa = {.sa_handler = SIG_IGN}, old;
-                        sigaction(SIGTTOU, &sa, &old);
+                         * foreground group, so ignore it for the call. The dispositions are the
+                         * child's own: vfork() shares memory, not signal handlers. */
+                        sigaction(SIGTTOU, &ign, NULL);
                         (void)tcsetpgrp(STDIN_FILENO, getpid());
-                        sigaction(SIGTTOU, &old, NULL);
+                        sigaction(SIGTTOU, &dfl, NULL);
                 }
                 for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++)
-                        signal(forwarded_signals[i], SIG_DFL);
+                        sigaction(forwarded_signals[i], &dfl, NULL);
                 sigprocmask(SIG_SETMASK, orig_mask, NULL);
-                unsetenv("NOTIFY_SOCKET"); /* READY=1 is ours to send, not the payload's */
-                execvp(argv[0], argv);
-                log_error("failed to execute %s", argv[0], errno);
+                execve(path, argv, env);
+                exec_errno = errno;
                 _exit(errno == ENOENT ? 127 : 126);
         }
+        /* The child has exec'd or exited by now; its errno came back through the shared memory. */
+        if (exec_errno != 0)
+                log_error("failed to execute %s", argv[0], exec_errno);
+        if (env != environ)
+                free(env);
         /* Also from the parent, so the group exists before any signal is forwarded to it. */
         (void)setpgid(pid, pid);
         return pid;
@@ -243,7 +297,7 @@ int main(int argc, char **argv)
          * signal to us anyway unless we install a handler or block it. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
-        sigaddset(&mask, SIGRTMIN + 4);
+        sigaddset(&mask, SIGNAL_POWEROFF);
         for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++)
                 sigaddset(&mask, forwarded_signals[i]);
         if (sigprocmask(SIG_BLOCK, &mask, &orig_mask) < 0) {

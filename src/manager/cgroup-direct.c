@@ -520,6 +520,19 @@ static int set_limits(CGroup *cg, const CGroupLimits *limits, bool fresh)
         return r;
 }
 
+int cgroup_direct_boost_setup(CGroup *cg, bool on)
+{
+        CGroupHierarchy *h = cgroup_find_controller(cg, "cpu");
+        if (!h)
+                return 0;
+        /* The highest weight while the set-up runs, the default (no CPUWeight= setting exists) after. */
+        int r = h->controllers ? cgroup_write_u64(h, "cpu.shares", on ? 262144 : 1024)
+                               : cgroup_write_u64(h, "cpu.weight", on ? 10000 : 100);
+        if (r < 0)
+                log_machine_warning_errno(cg->name, r, "set the CPU weight of %s for the set-up: %m", h->dir);
+        return r;
+}
+
 int cgroup_direct_set_limits(CGroup *cg, const CGroupLimits *limits)
 {
         return set_limits(cg, limits, false);

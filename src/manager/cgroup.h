@@ -42,6 +42,10 @@ int cgroup_direct_create(const char *name, const CGroupLimits *limits, CGroup **
  * applies limits, removing what it made on failure. */
 int cgroup_direct_prepare(const char *name, CGroup **ret);
 int cgroup_direct_realize(CGroup *cg, const CGroupLimits *limits);
+/* The guest's set-up (clone -> exec of its init) runs in the guest's own cgroup, where on a busy host it
+ * would get one guest's share of the CPU among all the booting ones, while the daemon waits for it. With
+ * on, the scope's CPU weight is the highest there is; off puts the default back once init has exec'd. */
+int cgroup_direct_boost_setup(CGroup *cg, bool on);
 /* Removes the direct mode's machine.slice if no container is left in it (at exit). */
 void cgroup_direct_remove_slice(void);
 

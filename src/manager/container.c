@@ -5,11 +5,13 @@
 #include <grp.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -95,7 +97,7 @@ static int child_push_env(char ***env, const char *fmt, const char *value)
         return strv_push(env, s);
 }
 
-static char **child_environment(const ContainerConfig *c)
+static char **guest_environment(const ContainerConfig *c)
 {
         char uuid[SD_ID128_UUID_STRING_MAX];
         char **env = NULL;
@@ -191,7 +193,7 @@ static int send_sync(int sync_fd, const char *what, const int *fds, size_t n_fds
         return sendmsg(sync_fd, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
 }
 
-_Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
+_Noreturn static void child_run(const ContainerConfig *c, int sync_fd, char **env)
 {
         const char *step = NULL, *bad = NULL;
         int root_fd = -1, r;
@@ -232,9 +234,6 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd)
         r = netns_setup_resolv_conf(root_fd, c->resolv_conf);
         if (r < 0)
                 child_fail(sync_fd, "set up /etc/resolv.conf", r);
-        char **env = child_environment(c);
-        if (!env)
-                child_fail(sync_fd, "environment", ENOMEM);
 
         if (child_wait_for(sync_fd, go_fds) != 0)
                 child_fail(sync_fd, "sync with the daemon", EPROTO);
@@ -317,9 +316,183 @@ static int spawn_userns(const ContainerConfig *c, pid_t pid, int *tree_fds, cons
         return 0;
 }
 
+/* The parent's steps while the child waits: maps and idmapped trees, "m", pre_start (cgroups,
+ * network), "g". tree->fds are the parent's copies of the trees, closed by the caller. */
+static int spawn_parent_steps(const ContainerConfig *c, pid_t pid, int parent_fd, GoFds *tree, const char **ret_step)
+{
+        int r = 0;
+
+        *ret_step = "sync";
+        if (c->uid_range > 0)
+                r = spawn_userns(c, pid, tree->fds, ret_step);
+        if (r >= 0)
+                r = send_sync(parent_fd, "m", tree->fds, tree->n);
+        if (r >= 0 && c->pre_start) {
+                *ret_step = "pre_start";
+                r = c->pre_start(pid, c->userdata);
+        }
+        if (r >= 0 && !c->defer_go) {
+                *ret_step = "sync";
+                r = send_sync(parent_fd, "g", NULL, 0);
+        }
+        return r;
+}
+
+/* ---- the shared-memory spawn ----
+ *
+ * A fork of the daemon costs most of a start on a virtualised host: clone3() copies the page tables
+ * (~0.9 ms here), then the child and the daemon each take a copy-on-write fault (~19 µs) for every
+ * page they write (docs/BENCHMARKS.md). So where it is safe the child is cloned with CLONE_VM |
+ * CLONE_VFORK onto a stack of its own: it runs in the daemon's memory until it execs init, while the
+ * daemon's thread sleeps in clone3(). The parent's steps, which must run outside the child's user
+ * namespace while the child waits, are done meanwhile by a short-lived worker thread.
+ *
+ * What keeps this sound:
+ * - The child uses the sleeping thread's TLS (errno, malloc's thread cache) and never runs at the same
+ *   time as it. The worker has its own; once it exists, glibc's malloc takes its arena locks.
+ * - Signal dispositions and the fd table are the child's own copies (no CLONE_SIGHAND/CLONE_FILES).
+ * - The environment is built before the clone; what the set-up allocates it frees again.
+ * - Not used with a memory limit: a set-up step that ran the guest's memory cgroup out of memory would
+ *   have the kernel kill every process sharing the child's memory, the daemon included. Nor in
+ *   systemd mode, where the loop itself must run (the scope's job) before the child may go on. */
+
+#define SPAWN_STACK_SIZE (256 * 1024)
+
+typedef struct SpawnJob {
+        const ContainerConfig *c;
+        int sync_fd;      /* child side */
+        int parent_fd;
+        char **env;
+        pid_t pid;        /* written by clone3() (CLONE_PARENT_SETTID) before the child runs */
+        GoFds *tree;
+        const char *step;
+        int r;
+} SpawnJob;
+
+/* Not under AddressSanitizer: its run-time would share its own state with the child too (shadow memory
+ * of the reused stack, locks it takes in a dying child's _exit()), which deadlocked the daemon. The
+ * sanitizer build forks; the child's code is the same either way. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MM_ASAN 1
+#endif
+#endif
+
+#if defined(__x86_64__) && !defined(MM_ASAN)
+#define HAVE_SHARED_VM_SPAWN 1
+/* clone3() with a new stack: the child calls fn(arg) there and exits with its return value. Assembly,
+ * because glibc has no clone3() wrapper and a child returning from syscall() would write over the
+ * frames the sleeping parent returns through. */
+static long clone3_on_stack(struct clone_args *args, int (*fn)(void *), void *arg)
+{
+        register long r_fn __asm__("r12") = (long) fn;
+        register long r_arg __asm__("r13") = (long) arg;
+        long ret = SYS_clone3;
+
+        __asm__ volatile("syscall\n\t"
+                         "test %%rax, %%rax\n\t"
+                         "jnz 1f\n\t"
+                         "xor %%ebp, %%ebp\n\t"
+                         "mov %%r13, %%rdi\n\t"
+                         "call *%%r12\n\t"
+                         "mov %%eax, %%edi\n\t"
+                         "mov %[nr_exit], %%eax\n\t"
+                         "syscall\n\t"
+                         "hlt\n"
+                         "1:"
+                         : "+a"(ret)
+                         : "D"(args), "S"(sizeof(*args)), "r"(r_fn), "r"(r_arg), [nr_exit] "i"(SYS_exit)
+                         : "rcx", "r11", "memory", "cc");
+        return ret;
+}
+
+static int shared_vm_child(void *arg)
+{
+        SpawnJob *j = arg;
+
+        /* Tells the worker we run: our pid is known from here on. */
+        if (send(j->sync_fd, "r", 1, MSG_NOSIGNAL) != 1)
+                return EXIT_FAILURE;
+        child_run(j->c, j->sync_fd, j->env);
+}
+
+static void *shared_vm_worker(void *arg)
+{
+        SpawnJob *j = arg;
+        char ready;
+
+        if (recv(j->parent_fd, &ready, 1, 0) != 1 || ready != 'r') {
+                j->step = "sync";
+                j->r = -EPROTO;
+                return NULL;
+        }
+        j->r = spawn_parent_steps(j->c, j->pid, j->parent_fd, j->tree, &j->step);
+        if (j->r < 0)
+                /* The child is at a wait: EOF there makes it exit, which wakes the sleeping daemon. */
+                (void) shutdown(j->parent_fd, SHUT_WR);
+        return NULL;
+}
+
+/* One stack for every child: the daemon sleeps while a child runs on it, and after the child's exec or
+ * exit nothing uses it. Allocated once, with a guard page below. */
+static void *spawn_stack(void)
+{
+        static void *stack;
+
+        if (!stack) {
+                void *p = mmap(NULL, SPAWN_STACK_SIZE + 4096, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+                if (p == MAP_FAILED)
+                        return NULL;
+                if (mprotect(p, 4096, PROT_NONE) < 0) {
+                        munmap(p, SPAWN_STACK_SIZE + 4096);
+                        return NULL;
+                }
+                stack = (char *) p + 4096;
+        }
+        return stack;
+}
+
+/* Returns the child's pid (it has exec'd or exited by then; j->r says how the parent's steps went) or
+ * -errno. j->sync_fd is closed either way. */
+static pid_t spawn_shared_vm(struct clone_args *args, SpawnJob *j)
+{
+        void *stack = spawn_stack();
+        pthread_t worker;
+        bool have_worker = false;
+        long pid = -ENOMEM;
+
+        if (stack) {
+                args->flags |= CLONE_VM | CLONE_VFORK | CLONE_PARENT_SETTID;
+                args->parent_tid = (uint64_t) (uintptr_t) &j->pid;
+                args->stack = (uint64_t) (uintptr_t) stack;
+                args->stack_size = SPAWN_STACK_SIZE;
+                int r = pthread_create(&worker, NULL, shared_vm_worker, j);
+                have_worker = r == 0;
+                pid = r > 0 ? -r : clone3_on_stack(args, shared_vm_child, j);
+        }
+        /* The child has exec'd or exited, or there is none. Our copy of its end goes before the join: a
+         * worker still waiting for "r" then reads EOF. */
+        j->sync_fd = safe_close(j->sync_fd);
+        if (have_worker)
+                (void) pthread_join(worker, NULL);
+        return (pid_t) pid;
+}
+#else
+#define HAVE_SHARED_VM_SPAWN 0
+static pid_t spawn_shared_vm(struct clone_args *args, SpawnJob *j)
+{
+        j->sync_fd = safe_close(j->sync_fd);
+        return -EOPNOTSUPP;
+}
+#endif
+
 int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_error)
 {
         _cleanup_close_ int parent_fd = -1, child_fd = -1;
+        _cleanup_strv_free_ char **env = NULL;
         int pair[2], pidfd = -1, r;
 
         if (!c->root || !c->argv || !c->argv[0])
@@ -329,6 +502,9 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
                         (void) asprintf(ret_error, "PrivateUsers= allows at most %d bind mounts", GO_MAX_FDS - 1);
                 return -E2BIG;
         }
+        env = guest_environment(c);
+        if (!env)
+                return -ENOMEM;
 
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
                 r = -errno;
@@ -345,47 +521,66 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
 
         /* CLONE_NEWUSER together with the others: the kernel creates the user namespace first, so the
          * mount, pid, net, ... namespaces are owned by it and the guest may mount proc, sysfs, tmpfs. */
-        uint64_t flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
-                         (c->private_network ? CLONE_NEWNET : 0) | (c->uid_range > 0 ? CLONE_NEWUSER : 0);
-        pid_t pid = clone3_pidfd(flags, c->cgroup2_fd, &pidfd);
-        if (pid < 0) {
-                r = -errno;
-                if (ret_error)
-                        (void) asprintf(ret_error, "clone3: %s", strerror(-r));
-                return r;
+        struct clone_args args = {
+                .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
+                         (c->private_network ? CLONE_NEWNET : 0) | (c->uid_range > 0 ? CLONE_NEWUSER : 0),
+                .pidfd = (uint64_t) (uintptr_t) &pidfd,
+                .exit_signal = SIGCHLD,
+        };
+        if (c->cgroup2_fd >= 0) {
+                args.flags |= CLONE_INTO_CGROUP;
+                args.cgroup = (uint64_t) c->cgroup2_fd;
         }
-        if (pid == 0) {
-                safe_close(parent_fd);
-                child_run(c, child_fd);
-        }
-        child_fd = safe_close(child_fd);
 
         _cleanup_(close_go_fds) GoFds tree = { .n = c->uid_range > 0 ? 1 + c->n_binds : 0 };
         for (size_t i = 0; i < GO_MAX_FDS; i++)
                 tree.fds[i] = -1;
         const char *step = "sync";
-        r = 0;
-        if (c->uid_range > 0)
-                r = spawn_userns(c, pid, tree.fds, &step);
-        if (r >= 0)
-                r = send_sync(parent_fd, "m", tree.fds, tree.n);
-        if (r >= 0 && c->pre_start) {
-                step = "pre_start";
-                r = c->pre_start(pid, c->userdata);
-        }
-        if (r >= 0 && !c->defer_go) {
-                step = "sync";
-                r = send_sync(parent_fd, "g", NULL, 0);
+        pid_t pid;
+        bool shared_vm = HAVE_SHARED_VM_SPAWN && c->share_vm && !c->defer_go;
+
+        if (shared_vm) {
+                SpawnJob j = { .c = c, .sync_fd = TAKE_FD(child_fd), .parent_fd = parent_fd, .env = env,
+                               .tree = &tree, .step = "sync" };
+                pid = spawn_shared_vm(&args, &j);
+                step = j.step;
+                r = pid < 0 ? pid : j.r;
+                if (pid < 0) {
+                        if (ret_error)
+                                (void) asprintf(ret_error, "clone3: %s", strerror(-pid));
+                        return pid;
+                }
+        } else {
+                pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
+                if (pid < 0) {
+                        r = -errno;
+                        if (ret_error)
+                                (void) asprintf(ret_error, "clone3: %s", strerror(-r));
+                        return r;
+                }
+                if (pid == 0) {
+                        safe_close(parent_fd);
+                        child_run(c, child_fd, env);
+                }
+                child_fd = safe_close(child_fd);
+                r = spawn_parent_steps(c, pid, parent_fd, &tree, &step);
         }
         if (r < 0) {
+                /* A child that failed first said why (and our next message then found it gone). */
+                _cleanup_free_ char *child_error = NULL;
+                int cr = container_sync_read(parent_fd, &child_error);
                 kill_and_reap(pidfd);
                 safe_close(pidfd);
-                if (ret_error)
+                if (cr < 0 && child_error) {
+                        r = cr;
+                        if (ret_error)
+                                *ret_error = TAKE_PTR(child_error);
+                } else if (ret_error)
                         (void) asprintf(ret_error, "%s: %s", step, strerror(-r));
                 return r;
         }
 
-        *ret = (ContainerProcess) { .pid = pid, .pidfd = pidfd, .sync_fd = TAKE_FD(parent_fd) };
+        *ret = (ContainerProcess) { .pid = pid, .pidfd = pidfd, .sync_fd = TAKE_FD(parent_fd), .shared_vm = shared_vm };
         return 0;
 }
 
@@ -398,6 +593,11 @@ int container_sync_read(int sync_fd, char **ret_error)
 {
         SyncError e;
         ssize_t n = recv(sync_fd, &e, sizeof(e), MSG_DONTWAIT);
+
+        /* A child that exits with our "g" unread resets the connection; the error is reported once,
+         * and what the child said before it is still queued behind it. */
+        if (n < 0 && errno == ECONNRESET)
+                n = recv(sync_fd, &e, sizeof(e), MSG_DONTWAIT);
 
         if (n < 0)
                 return errno == EAGAIN ? 1 : -errno;

@@ -52,12 +52,16 @@ typedef struct ContainerConfig {
         /* The caller lets the child go on itself (container_send_go), after work it does not want to wait
          * for in pre_start (systemd's job for the scope). */
         bool defer_go;
+        /* Set up the child in the daemon's memory (CLONE_VM | CLONE_VFORK, see container.c) instead of a
+         * fork of it. Only for a guest without a memory limit; ignored with defer_go. */
+        bool share_vm;
 } ContainerConfig;
 
 typedef struct ContainerProcess {
         pid_t pid;     /* in the daemon's pid namespace */
         int pidfd;     /* from clone3(CLONE_PIDFD) */
         int sync_fd;   /* read end: data = "step: error" from a failed set-up, EOF = init exec'd */
+        bool shared_vm; /* set up by the shared-memory spawn, not a fork */
 } ContainerProcess;
 
 /* Clones the child and runs pre_start; does not wait for the exec. On error nothing is left running. */

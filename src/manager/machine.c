@@ -234,9 +234,12 @@ static int machine_on_sync(sd_event_source *s, int fd, uint32_t revents, void *u
                 return 0;
         if (state == 0) {
                 /* The set-up time is what benchmarks (tools/bench/boot.py) read: it is our share of a start. */
-                log_machine_info(m->name, "Started %s as PID %d (set-up %.2f ms).",
+                log_machine_info(m->name, "Started %s as PID %d (set-up %.2f ms, %s).",
                                  m->settings->boot ? "init" : "payload", (int)m->leader,
-                                 (double)(now_usec(CLOCK_MONOTONIC) - m->spawn_begin_usec) / 1000.0);
+                                 (double)(now_usec(CLOCK_MONOTONIC) - m->spawn_begin_usec) / 1000.0,
+                                 m->spawn_shared_vm ? "shared-memory spawn" : "forked");
+                if (m->manager->cgroup_backend == CGROUP_BACKEND_DIRECT && m->cgroup)
+                        (void)cgroup_direct_boost_setup(m->cgroup, false);
                 machine_reply_start(m, NULL);
                 machine_register_machined(m);
                 return 0;
@@ -570,6 +573,7 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                         return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: create cgroup: %s",
                                                  m->name, strerror(-r));
                 }
+                (void)cgroup_direct_boost_setup(m->cgroup, true);
         }
 
         ContainerConfig c = {
@@ -598,6 +602,7 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                 .pre_start = machine_pre_start,
                 .userdata = m,
                 .defer_go = m->manager->cgroup_backend == CGROUP_BACKEND_SYSTEMD,
+                .share_vm = m->settings->memory_max >= LIMIT_INFINITY,
         };
         c.capabilities = (c.capabilities | m->settings->capability_add) & ~m->settings->capability_drop;
         c.uid_shift = m->uid_shift;
@@ -620,6 +625,7 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
         m->leader = p.pid;
         m->leader_pidfd = p.pidfd;
         m->sync_fd = p.sync_fd;
+        m->spawn_shared_vm = p.shared_vm;
         m->adopted = false;
         (void)pid_starttime(m->leader, &m->leader_starttime);
         m->timestamp = now_usec(CLOCK_REALTIME);
@@ -917,6 +923,9 @@ int machine_adopt(Manager *manager, const char *name)
                 log_machine_warning_errno(m->name, r, "Re-take the image lock: %m");
         if (m->cgroup && cgroup_backend(m->cgroup) == CGROUP_BACKEND_SYSTEMD)
                 (void)cgroup_set_bus(m->cgroup, manager->systemd_bus);
+        /* The last daemon may have died between a guest's clone and its exec. */
+        if (m->cgroup && cgroup_backend(m->cgroup) == CGROUP_BACKEND_DIRECT)
+                (void)cgroup_direct_boost_setup(m->cgroup, false);
         int console_fd = manager_fdstore_take(manager, m->name);
         if (console_fd >= 0) {
                 r = console_new_from_fd(manager->event, m->name, console_fd, &m->console);

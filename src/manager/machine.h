@@ -39,6 +39,7 @@ struct Machine {
         char *state_file;  /* RUNTIME_DIR/machines/NAME */
         uint64_t timestamp; /* µs since the epoch, when the current run started */
         uint64_t spawn_begin_usec; /* CLOCK_MONOTONIC when the spawn began: set-up time (clone -> exec) in the log */
+        bool spawn_shared_vm;      /* that spawn used the shared-memory spawn (container.c), not a fork */
         char *status_text;
 
         Settings *settings; /* merged: start options over the .machine file, defaults applied */

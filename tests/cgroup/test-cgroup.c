@@ -450,6 +450,24 @@ static void test_cpu_quota(void)
         destroy(cg);
 }
 
+/* The set-up's CPU weight: the highest while the guest's init is being set up, the default after. */
+static void test_setup_boost(void)
+{
+        CGroup *cg = create("boost", UINT64_MAX, UINT64_MAX, UINT64_MAX);
+        CGroupHierarchy *cpu = cgroup_find_controller(cg, "cpu");
+        if (cpu) {
+                const char *file = cpu->controllers ? "cpu.shares" : "cpu.weight";
+                uint64_t high = cpu->controllers ? 262144 : 10000, normal = cpu->controllers ? 1024 : 100;
+                ASSERT(read_u64(cpu, file) == normal);
+                ASSERT(cgroup_direct_boost_setup(cg, true) >= 0);
+                ASSERT(read_u64(cpu, file) == high);
+                ASSERT(cgroup_direct_boost_setup(cg, false) >= 0);
+                ASSERT(read_u64(cpu, file) == normal);
+        } else
+                ASSERT(cgroup_direct_boost_setup(cg, true) == 0);
+        destroy(cg);
+}
+
 static void test_kill_signal(void)
 {
         CGroup *cg = create("sig", UINT64_MAX, UINT64_MAX, UINT64_MAX);
@@ -602,6 +620,7 @@ int main(void)
         test_payload_tasks_max();
         test_payload_oom();
         test_cpu_quota();
+        test_setup_boost();
         test_kill_signal();
         test_exists();
         test_serialize();

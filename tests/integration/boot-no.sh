@@ -12,6 +12,21 @@ A=$(mm_name bb)
 mm_busybox_image "$A"
 
 assert_exit 0 mm start "$A" --no-boot --command="true" --wait
+# Without a memory limit the child is set up in the daemon's memory (CLONE_VM | CLONE_VFORK, container.c);
+# the AddressSanitizer build always forks.
+if ldd "$MM_BUILD_ROOT/src/manager/machinemgrd" | grep -q libasan; then spawn="forked)"; else spawn="shared-memory spawn)"; fi
+assert_contains "set up by the expected spawn ($spawn)" "$(grep "$A: Started" "$MM_TMP/daemon.log")" "$spawn"
+B0=$(mm_name boost)
+mm_busybox_image "$B0"
+assert_exit 0 mm_start_busybox "$B0"
+CPUH=$(mm_controller_hier cpu)
+if [[ -n "$CPUH" && -f "$(mm_scope_dir "$B0" "$CPUH")/cpu.shares" ]]; then
+        assert_eq "the set-up's CPU boost is off once init runs" 1024 "$(cat "$(mm_scope_dir "$B0" "$CPUH")/cpu.shares")"
+fi
+assert_exit 0 mm terminate "$B0"
+assert_true "$B0 gone" mm_wait_for 10 sh -c "! [ -e '$MM_RUN/machines/$B0' ]"
+assert_eq "daemon has one thread again (the spawn's worker is gone)" 1 \
+        "$(awk '$1 == "Threads:" {print $2}' "/proc/$MM_DAEMON_PID/status")"
 assert_exit 7 mm start "$A" --no-boot --command="sh -c 'exit 7'" --wait
 assert_exit 137 mm start "$A" --no-boot --command="sh -c 'kill -KILL \$\$'" --wait
 assert_exit 0 mm start "$A" --no-boot --command="sh -c 'test \$(hostname) = $A'" --wait

@@ -32,6 +32,9 @@ oom_kills() {
         fi
 }
 assert_eq "limit written to the cgroup" $((64 * 1024 * 1024)) "$(limit_of 2>/dev/null || true)"
+# A guest with a memory limit is set up by a fork, never in the daemon's memory (container.c: an OOM
+# kill in the guest's cgroup during set-up would take every process sharing that memory with it).
+assert_contains "memory-limited guest set up by a fork" "$(grep "$A: Started" "$MM_TMP/daemon.log")" "forked)"
 before=$(oom_kills 2>/dev/null || echo 0)
 
 # dd allocates its whole 300M block and touches it when reading /dev/zero into it.

@@ -4,6 +4,7 @@
  *   test-runtime busybox PROBE  root: a busybox guest, observable isolation (SPEC §4)
  *   test-runtime boot           root: boots a copy of the Debian probe image with systemd as PID 1
  * The root tests make a scratch cgroup below our own in the unified hierarchy and remove it again. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
@@ -246,6 +247,9 @@ static void fixture_teardown(Fixture *f, bool remove_rootfs)
         }
 }
 
+/* Which spawn container_spawn() uses: a fork of this process, or the shared-memory one (container.c). */
+static bool spawn_share_vm;
+
 static ContainerConfig fixture_config(Fixture *f, char **argv)
 {
         return (ContainerConfig) {
@@ -260,6 +264,7 @@ static ContainerConfig fixture_config(Fixture *f, char **argv)
                 .private_network = true,
                 .capabilities = container_default_capabilities(true),
                 .cgroup2_fd = f->cgroup_fd,
+                .share_vm = spawn_share_vm,
         };
 }
 
@@ -282,6 +287,27 @@ static int wait_exit(int pidfd, int timeout_ms, siginfo_t *ret_si)
 }
 
 /* ---------------- busybox ---------------- */
+
+typedef struct PreStartProbe {
+        int r;              /* what pre_start returns */
+        pid_t pid;          /* what it was given */
+        ino_t pidns, own_pidns;
+} PreStartProbe;
+
+static int probe_pre_start(pid_t pid, void *userdata)
+{
+        PreStartProbe *probe = userdata;
+        char path[64];
+        struct stat st;
+
+        probe->pid = pid;
+        snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int) pid);
+        if (stat(path, &st) == 0)
+                probe->pidns = st.st_ino;
+        if (stat("/proc/self/ns/pid", &st) == 0)
+                probe->own_pidns = st.st_ino;
+        return probe->r;
+}
 
 static int make_busybox_rootfs(const char *root, const char *probe)
 {
@@ -474,6 +500,78 @@ static void test_failure(Fixture *f)
                 (void) wait_exit(p.pidfd, 10000, NULL);
         safe_close(p.pidfd);
         safe_close(p.sync_fd);
+
+        /* A parent step that fails (in the shared-memory spawn it runs on the worker thread): the spawn
+         * fails with the step's error, and the waiting child is gone, not left behind. */
+        PreStartProbe probe = { .r = -EADDRINUSE };
+        c = fixture_config(f, argv);
+        c.pre_start = probe_pre_start;
+        c.userdata = &probe;
+        p = (ContainerProcess) { .pidfd = -1, .sync_fd = -1 };
+        free(TAKE_PTR(error));
+        r = container_spawn(&c, &p, &error);
+        CHECK(r == -EADDRINUSE && error && streq(error, "pre_start: Address already in use"),
+              "failing pre_start reported as \"%s\" (%d)", strempty(error), r);
+        CHECK(probe.pid > 0 && kill(probe.pid, 0) < 0 && errno == ESRCH,
+              "the child pre_start saw (PID %d) was killed and reaped", (int) probe.pid);
+}
+
+/* pre_start runs while the child waits: the pid it gets is the child's, in its own namespaces. */
+static void test_pre_start(Fixture *f)
+{
+        char *argv[] = { (char *) "/bin/true", NULL };
+        ContainerConfig c = fixture_config(f, argv);
+        ContainerProcess p = { .pidfd = -1, .sync_fd = -1 };
+        PreStartProbe probe = {};
+        _cleanup_free_ char *error = NULL;
+
+        c.pre_start = probe_pre_start;
+        c.userdata = &probe;
+        int r = spawn_and_wait(&c, &p, NULL, &error);
+        CHECK(r == 0, "spawn with a pre_start (%s)", strempty(error));
+        CHECK(probe.pid > 0 && probe.pid == p.pid, "pre_start got the child's PID (%d, spawn returned %d)",
+              (int) probe.pid, (int) p.pid);
+        CHECK(probe.pidns != 0 && probe.pidns != probe.own_pidns,
+              "at pre_start the child is already in its own pid namespace");
+        if (p.pidfd >= 0)
+                CHECK(wait_exit(p.pidfd, 10000, NULL) == 0, "the child exits 0");
+        safe_close(p.pidfd);
+        safe_close(p.sync_fd);
+}
+
+static unsigned count_dir(const char *path)
+{
+        unsigned n = 0;
+        DIR *d = opendir(path);
+        if (!d)
+                return 0;
+        for (struct dirent *de; (de = readdir(d));)
+                n += de->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+/* Many spawns leave nothing in the spawning process: no fd, no thread (the shared-memory spawn's
+ * worker is joined), every child reaped. */
+static void test_no_leaks(Fixture *f)
+{
+        char *argv[] = { (char *) "/bin/true", NULL };
+        unsigned fds = count_dir("/proc/self/fd"), threads = count_dir("/proc/self/task");
+        int ok = 0;
+
+        for (int i = 0; i < 30; i++) {
+                ContainerConfig c = fixture_config(f, argv);
+                ContainerProcess p = { .pidfd = -1, .sync_fd = -1 };
+                if (spawn_and_wait(&c, &p, NULL, NULL) == 0 && wait_exit(p.pidfd, 10000, NULL) == 0)
+                        ok++;
+                safe_close(p.pidfd);
+                safe_close(p.sync_fd);
+        }
+        CHECK(ok == 30, "30 spawns of /bin/true exited 0 (%d did)", ok);
+        CHECK(count_dir("/proc/self/fd") == fds, "no fd left over (%u before, %u after)", fds,
+              count_dir("/proc/self/fd"));
+        CHECK(count_dir("/proc/self/task") == threads, "no thread left over (%u before, %u after)", threads,
+              count_dir("/proc/self/task"));
 }
 
 static void test_enter(Fixture *f)
@@ -530,13 +628,19 @@ static void test_busybox(const char *probe)
         }
         r = make_busybox_rootfs(f.rootfs, probe);
         CHECK(r == 0, "busybox rootfs in %s", f.rootfs);
-        if (r == 0) {
+        /* Every check with both spawns: a fork of the daemon, and the shared-memory one. */
+        for (int shared = 0; r == 0 && shared <= 1; shared++) {
+                spawn_share_vm = shared;
+                printf("# %s spawn\n", shared ? "shared-memory (CLONE_VM | CLONE_VFORK)" : "forked");
                 test_exit_status(&f);
                 test_isolation(&f);
                 test_exec_fd(&f, probe);
                 test_failure(&f);
-                test_enter(&f);
+                test_pre_start(&f);
+                test_no_leaks(&f);
         }
+        if (r == 0)
+                test_enter(&f);
         fixture_teardown(&f, true);
 }
 

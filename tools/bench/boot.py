@@ -111,7 +111,7 @@ def main():
                                 mb.log(f"{t} run {i}: setup {d['setup'][-1]:.1f} userspace {d['userspace'][-1]:.1f} "
                                        f"shutdown {d['shutdown'][-1]:.1f} ms, {state}")
                 with open(b.daemon_log) as f:
-                        daemon_setup = [float(x) for x in re.findall(r"\(set-up ([0-9.]+) ms\)", f.read())]
+                        daemon_setup = [float(x) for x in re.findall(r"\(set-up ([0-9.]+) ms[,)]", f.read())]
 
         out = {t: {k: mb.stats(v) for k, v in d.items() if k != "states"} for t, d in res.items()}
         for t in res:
