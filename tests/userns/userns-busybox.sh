@@ -102,6 +102,25 @@ assert_exit 0 mm start "$A" --private-users=no --no-boot --command="sleep 1000"
 assert_eq "with PrivateUsers=no the leader is host root" "0" \
         "$(awk '/^Uid:/ {print $2}' "/proc/$(mm_leader "$A")/status")"
 
+# A daemon-side step that fails: an overlayfs image cannot be idmapped. The start fails with the step
+# named, the daemon carries on with one thread, nothing is left. (In direct mode this step runs on the
+# spawn's worker thread while the child waits in the daemon's memory; the child must exit cleanly.)
+O=$(mm_name ovl)
+mm_busybox_image "$O"
+mkdir -p "$MM_TMP/ovl/upper" "$MM_TMP/ovl/work"
+mv "$MM_IMAGES/$O" "$MM_TMP/ovl/lower"
+mkdir "$MM_IMAGES/$O"
+mount -t overlay "mmtest-$O" -o "lowerdir=$MM_TMP/ovl/lower,upperdir=$MM_TMP/ovl/upper,workdir=$MM_TMP/ovl/work" \
+        "$MM_IMAGES/$O"
+assert_exit 1 mm start "$O" --private-users=pick --no-boot --command=true --wait
+assert_contains "the failing step is named" "$MM_STDERR" "idmap the rootfs"
+assert_exit 0 mm list
+assert_eq "daemon has one thread after the failed spawn" 1 \
+        "$(awk '$1 == "Threads:" {print $2}' "/proc/$MM_DAEMON_PID/status")"
+assert_exit 0 mm start "$O" --private-users=no --no-boot --command=true --wait
+umount "$MM_IMAGES/$O"
+assert_no_leftovers "$O"
+
 for n in "$A" "$B" "$C" "$D"; do
         mm terminate "$n" >/dev/null 2>&1 || true
 done
