@@ -352,6 +352,8 @@ static int spawn_parent_steps(const ContainerConfig *c, pid_t pid, int parent_fd
  *   time as it. The worker has its own; once it exists, glibc's malloc takes its arena locks.
  * - Signal dispositions and the fd table are the child's own copies (no CLONE_SIGHAND/CLONE_FILES).
  * - The environment is built before the clone; what the set-up allocates it frees again.
+ * - Nothing of ours kills the child while it runs here (it could hold a malloc lock): a failed parent
+ *   step shuts the sync socket down instead, and the child exits at its next wait.
  * - Not used with a memory limit: a set-up step that ran the guest's memory cgroup out of memory would
  *   have the kernel kill every process sharing the child's memory, the daemon included. Nor in
  *   systemd mode, where the loop itself must run (the scope's job) before the child may go on. */
