@@ -33,7 +33,8 @@ typedef struct SyncError {
         char text[508];
 } SyncError;
 
-static pid_t clone3_pidfd(uint64_t flags, int cgroup_fd, int *ret_pidfd)
+/* A child with a pidfd, born in cgroup_fd's cgroup when that is >= 0. */
+static struct clone_args clone_args_pidfd(uint64_t flags, int cgroup_fd, int *ret_pidfd)
 {
         struct clone_args args = {
                 .flags = flags | CLONE_PIDFD,
@@ -45,6 +46,12 @@ static pid_t clone3_pidfd(uint64_t flags, int cgroup_fd, int *ret_pidfd)
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = (uint64_t) cgroup_fd;
         }
+        return args;
+}
+
+static pid_t clone3_pidfd(uint64_t flags, int cgroup_fd, int *ret_pidfd)
+{
+        struct clone_args args = clone_args_pidfd(flags, cgroup_fd, ret_pidfd);
         return (pid_t) syscall(SYS_clone3, &args, sizeof(args));
 }
 
@@ -426,8 +433,7 @@ static void *shared_vm_worker(void *arg)
         char ready;
 
         if (recv(j->parent_fd, &ready, 1, 0) != 1 || ready != 'r') {
-                j->step = "sync";
-                j->r = -EPROTO;
+                j->r = -EPROTO; /* j->step is still "sync" */
                 return NULL;
         }
         j->r = spawn_parent_steps(j->c, j->pid, j->parent_fd, j->tree, &j->step);
@@ -523,16 +529,10 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
 
         /* CLONE_NEWUSER together with the others: the kernel creates the user namespace first, so the
          * mount, pid, net, ... namespaces are owned by it and the guest may mount proc, sysfs, tmpfs. */
-        struct clone_args args = {
-                .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
-                         (c->private_network ? CLONE_NEWNET : 0) | (c->uid_range > 0 ? CLONE_NEWUSER : 0),
-                .pidfd = (uint64_t) (uintptr_t) &pidfd,
-                .exit_signal = SIGCHLD,
-        };
-        if (c->cgroup2_fd >= 0) {
-                args.flags |= CLONE_INTO_CGROUP;
-                args.cgroup = (uint64_t) c->cgroup2_fd;
-        }
+        struct clone_args args = clone_args_pidfd(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
+                                                          (c->private_network ? CLONE_NEWNET : 0) |
+                                                          (c->uid_range > 0 ? CLONE_NEWUSER : 0),
+                                                  c->cgroup2_fd, &pidfd);
 
         _cleanup_(close_go_fds) GoFds tree = { .n = c->uid_range > 0 ? 1 + c->n_binds : 0 };
         for (size_t i = 0; i < GO_MAX_FDS; i++)
@@ -545,13 +545,13 @@ int container_spawn(const ContainerConfig *c, ContainerProcess *ret, char **ret_
                 SpawnJob j = { .c = c, .sync_fd = TAKE_FD(child_fd), .parent_fd = parent_fd, .env = env,
                                .tree = &tree, .step = "sync" };
                 pid = spawn_shared_vm(&args, &j);
-                step = j.step;
-                r = pid < 0 ? pid : j.r;
                 if (pid < 0) {
                         if (ret_error)
                                 (void) asprintf(ret_error, "clone3: %s", strerror(-pid));
                         return pid;
                 }
+                step = j.step;
+                r = j.r;
         } else {
                 pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
                 if (pid < 0) {
