@@ -123,8 +123,10 @@ void manager_foreach_bus(Manager *m, manager_bus_func f, void *userdata)
         if (m->system_bus)
                 f(m->system_bus, userdata);
         for (PrivateConnection *c = m->connections; c; c = c->next)
-                if (c->spoke)
+                if (c->spoke && bus_private_connection_check(c)) {
                         f(c->bus, userdata);
+                        (void)bus_private_connection_check(c);
+                }
 }
 
 /* FDNAME= allows printable ASCII only; machine names may be UTF-8, so they are hex-encoded. */
