@@ -216,7 +216,7 @@ static int method_get_os_release(sd_bus_message *message, void *userdata, sd_bus
 static int method_set_limits(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
         Machine *m = userdata;
-        CGroupLimits l = {LIMIT_UNSET, LIMIT_UNSET, LIMIT_UNSET};
+        MachineLimits l = {LIMIT_UNSET, LIMIT_UNSET, LIMIT_UNSET};
         int r = bus_check_root(message, error);
         if (r < 0)
                 return r;
@@ -241,7 +241,8 @@ static int method_set_limits(sd_bus_message *message, void *userdata, sd_bus_err
                 if (v == 0)
                         return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument",
                                                  "%s must be greater than 0.", key);
-                *target = v;
+                /* On the bus UINT64_MAX means no limit; in Settings that is LIMIT_INFINITY (UINT64_MAX is unset). */
+                *target = v == UINT64_MAX ? LIMIT_INFINITY : v;
                 if ((r = sd_bus_message_exit_container(message)) < 0)
                         return r;
         }

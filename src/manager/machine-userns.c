@@ -37,6 +37,11 @@ int userns_machine_prepare(Machine *m, sd_bus_error *error)
          * host's /sys bound read-only (mount-setup.c): neither needs a refusal any more. */
         if (mode == PRIVATE_USERS_PICK)
                 base = size = 0;
+        /* A reboot keeps the range the machine has: its files and processes were made with it. */
+        if (m->uid_range > 0) {
+                base = m->uid_shift;
+                size = m->uid_range;
+        }
 
         _cleanup_free_ char *dir = userns_dir(m);
         if (!dir)

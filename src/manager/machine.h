@@ -47,8 +47,10 @@ struct Machine {
         pid_t leader;
         int leader_pidfd;
         uint64_t leader_starttime; /* /proc/PID/stat field 22: guards re-adoption against pid reuse */
-        bool adopted;              /* not our child: its exit status is not observable */
+        bool adopted;              /* not our child: its exit status only through PIDFD_GET_INFO (6.15) */
         sd_event_source *leader_source;
+        sd_event_source *exit_probe; /* an adopted leader's exit status, once its new parent reaped it */
+        unsigned exit_probe_tries;
 
         int sync_fd; /* from container_spawn, until init exec'd */
         sd_event_source *sync_source;
@@ -67,6 +69,10 @@ struct Machine {
 
         uint32_t uid_shift, uid_range; /* PrivateUsers= range, 0 = none (machine-userns.c) */
         bool stopping_for_reboot;
+        bool reboot_requested; /* Reboot() asked the guest's init to reboot */
+        bool announced;        /* MachineNew sent: its init ran (or it was re-adopted) */
+        /* Re-adopted from an older daemon's state file, which lacked most settings: never respawned. */
+        bool settings_partial;
         bool respawn_pending; /* a reboot waits for the old cgroup to empty (cleanup_timer) */
         Machine *next;
 };
@@ -82,9 +88,14 @@ int machine_poweroff(Machine *m);
 int machine_reboot(Machine *m);
 int machine_terminate(Machine *m);
 int machine_kill(Machine *m, const char *whom, int signo);
-int machine_set_limits(Machine *m, const CGroupLimits *limits);
+/* Limits as in Settings: LIMIT_UNSET leaves one as it is, LIMIT_INFINITY lifts it. */
+typedef struct MachineLimits {
+        uint64_t memory_max, cpu_quota_per_sec_usec, tasks_max;
+} MachineLimits;
+int machine_set_limits(Machine *m, const MachineLimits *limits);
 
 /* Re-adoption after a daemon restart: 1 adopted, 0 gone (cleaned up), <0 error. */
 int machine_adopt(Manager *manager, const char *name);
 
 const char *machine_state_to_string(MachineState s);
+int machine_state_from_string(const char *s);

@@ -321,12 +321,13 @@ static void manager_adopt_all(Manager *m)
                 return;
         struct dirent *de;
         while ((de = readdir(d))) {
-                /* NAME.tmp.PID: an atomic state-file write cut short by a kill of the daemon. */
-                if (de->d_type == DT_REG && strstr(de->d_name, ".tmp.")) {
+                /* .#NAME.XXXXXX: an atomic state-file write cut short by a kill of the daemon (no machine
+                 * name starts with a dot). */
+                if (de->d_type == DT_REG && strncmp(de->d_name, ".#", 2) == 0) {
                         (void)unlinkat(dirfd(d), de->d_name, 0);
                         continue;
                 }
-                if (de->d_type != DT_REG || !machine_name_is_valid(de->d_name) || strchr(de->d_name, '.'))
+                if (de->d_type != DT_REG || !machine_name_is_valid(de->d_name))
                         continue;
                 int r = machine_adopt(m, de->d_name);
                 if (r < 0)
