@@ -709,6 +709,7 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                 return r;
         }
         m->leader = p.pid;
+        notify_set_sender(m->notify, m->leader);
         m->leader_pidfd = p.pidfd;
         m->sync_fd = p.sync_fd;
         m->spawn_shared_vm = p.shared_vm;
@@ -1018,6 +1019,7 @@ int machine_adopt(Manager *manager, const char *name)
         r = notify_new(manager->event, m->host_dir, machine_on_notify, m, &m->notify);
         if (r < 0)
                 log_machine_warning_errno(m->name, r, "Re-create notify socket: %m");
+        notify_set_sender(m->notify, m->leader);
         r = image_lock(manager->image_path, m->name, &m->image_lock_fd);
         if (r < 0)
                 log_machine_warning_errno(m->name, r, "Re-take the image lock: %m");
