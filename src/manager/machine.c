@@ -732,8 +732,10 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                                          m->name, strerror(-r));
         }
         console_set_leader(m->console, m->leader);
-        /* After every spawn (reboots too): the holder ties the console to the current leader. */
-        (void)manager_fdstore_put(m->manager, m->name, console_master_fd(m->console), m->leader_pidfd);
+        /* After every spawn (reboots too): the holder ties both to the current leader. */
+        (void)manager_fdstore_put(m->manager, m->name, FDSTORE_CONSOLE, console_master_fd(m->console),
+                                  m->leader_pidfd);
+        (void)manager_fdstore_put(m->manager, m->name, FDSTORE_NOTIFY, notify_fd(m->notify), m->leader_pidfd);
         (void)machine_state_save(m);
         bus_emit_machine_changed(m, "Leader");
         return 0;
@@ -980,7 +982,7 @@ static int machine_load(Machine *m)
 
 static void machine_adopt_console(Machine *m)
 {
-        int console_fd = manager_fdstore_take(m->manager, m->name);
+        int console_fd = manager_fdstore_take(m->manager, m->name, FDSTORE_CONSOLE);
         if (console_fd < 0) {
                 /* Without a service manager's fd store the pty master died with the previous daemon. */
                 log_machine_info(m->name, "Console output of this run is not logged any more (no fd store).");
@@ -993,6 +995,23 @@ static void machine_adopt_console(Machine *m)
         }
         if (r < 0)
                 log_machine_warning_errno(m->name, r, "Re-attach console: %m");
+}
+
+/* The socket the guest has had all along, with what its init sent while no daemon ran (READY=1) still
+ * queued in it; a fresh one where the fd store had none (then a READY=1 sent meanwhile is lost). */
+static void machine_adopt_notify(Machine *m)
+{
+        int fd = manager_fdstore_take(m->manager, m->name, FDSTORE_NOTIFY);
+        int r = fd >= 0 ? notify_new_from_fd(m->manager->event, fd, machine_on_notify, m, &m->notify)
+                        : notify_new(m->manager->event, m->host_dir, machine_on_notify, m, &m->notify);
+        if (r < 0) {
+                log_machine_warning_errno(m->name, r, "Re-create notify socket: %m");
+                return;
+        }
+        if (fd < 0 && m->state == MACHINE_STARTING)
+                log_machine_warning_errno(m->name, 0, "No notify socket kept from the previous daemon: a "
+                                          "READY=1 sent meanwhile is lost.");
+        notify_set_sender(m->notify, m->leader);
 }
 
 int machine_adopt(Manager *manager, const char *name)
@@ -1016,10 +1035,7 @@ int machine_adopt(Manager *manager, const char *name)
                 machine_finalize(m);
                 return 0;
         }
-        r = notify_new(manager->event, m->host_dir, machine_on_notify, m, &m->notify);
-        if (r < 0)
-                log_machine_warning_errno(m->name, r, "Re-create notify socket: %m");
-        notify_set_sender(m->notify, m->leader);
+        machine_adopt_notify(m);
         r = image_lock(manager->image_path, m->name, &m->image_lock_fd);
         if (r < 0)
                 log_machine_warning_errno(m->name, r, "Re-take the image lock: %m");
