@@ -365,8 +365,10 @@ static void machine_leader_gone(Machine *m, const char *result, int status)
         /* A guest's reboot(2) ends its init with SIGHUP; a Reboot() of a Boot=no guest asked for the
          * same. Either way: the same machine comes back with the same settings. */
         bool reboot = !start_failed && m->state != MACHINE_STOPPING && streq(result, "killed") && status == SIGHUP;
-        /* An adopted leader's status may not be observable: then a reboot we asked for is taken at its word. */
-        reboot = reboot || (m->reboot_requested && streq(result, "unknown"));
+        /* An adopted leader's status does not tell a reboot: the kernel reports the pid namespace's reboot(2)
+         * to the parent it had, and PIDFD_GET_INFO shows init's own exit (0). A reboot we asked for is taken
+         * at its word; one the guest started itself is taken for a power-off (README, re-adoption). */
+        reboot = reboot || (m->adopted && m->reboot_requested && m->state != MACHINE_STOPPING);
         m->reboot_requested = false;
         if ((m->stopping_for_reboot || reboot) && !m->settings_partial && machine_respawn(m) >= 0)
                 return;
