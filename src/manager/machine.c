@@ -24,9 +24,10 @@
 #define CLEANUP_RETRY_USEC (20 * 1000)
 #define CLEANUP_MAX_TRIES 250
 
-static int machine_spawn(Machine *m, sd_bus_error *error);
+static int machine_spawn(Machine *m, MachineError *error);
 static void machine_finalize(Machine *m);
 static int machine_kill_everything(Machine *m);
+static void machine_reply_start(Machine *m, const char *failure);
 
 const char *machine_state_to_string(MachineState s)
 {
@@ -36,6 +37,32 @@ const char *machine_state_to_string(MachineState s)
                 [MACHINE_STOPPING] = "stopping",
         };
         return table[s];
+}
+
+static const int machine_error_errno[] = {
+        [MACHINE_ERROR_START_FAILED] = EIO,
+        [MACHINE_ERROR_NO_INIT] = ENOEXEC,
+        [MACHINE_ERROR_NO_SUCH_IMAGE] = ENOENT,
+        [MACHINE_ERROR_IMAGE_BUSY] = EBUSY,
+        [MACHINE_ERROR_INVALID_ARGUMENT] = EINVAL,
+};
+
+int machine_error(MachineError *e, MachineErrorKind kind, const char *format, ...)
+{
+        if (e && !e->message) {
+                va_list ap;
+                va_start(ap, format);
+                if (vasprintf(&e->message, format, ap) < 0)
+                        e->message = NULL;
+                va_end(ap);
+                e->kind = kind;
+        }
+        return -machine_error_errno[kind];
+}
+
+void machine_error_done(MachineError *e)
+{
+        e->message = mfree(e->message);
 }
 
 int machine_state_from_string(const char *s)
@@ -133,7 +160,7 @@ Machine *machine_free(Machine *m)
         machine_release_process(m);
         m->cleanup_timer = sd_event_source_disable_unref(m->cleanup_timer);
         safe_close(m->image_lock_fd); /* the lock file stays for a re-adopting daemon to take again */
-        sd_bus_message_unref(m->start_message);
+        machine_reply_start(m, "the machine went away before its init ran");
         console_free(m->console);
         notify_free(m->notify);
         network_machine_free(m);
@@ -178,57 +205,14 @@ static void machine_on_notify(const char *key, const char *value, void *userdata
                 machine_set_state(m, MACHINE_STOPPING);
 }
 
-/* The pending StartMachine call learns the outcome of the set-up here. */
+/* The caller of machine_start learns the outcome of the set-up here, once. */
 static void machine_reply_start(Machine *m, const char *failure)
 {
-        if (!m->start_message)
+        machine_start_done_t done = m->start_done;
+        if (!done)
                 return;
-        if (failure)
-                sd_bus_reply_method_errorf(m->start_message, "org.machinemgr1.Error.StartFailed", "%s: %s",
-                                           m->name, failure);
-        else {
-                _cleanup_free_ char *path = NULL;
-                if (machine_bus_path(m->name, &path) >= 0)
-                        sd_bus_reply_method_return(m->start_message, "o", path);
-        }
-        m->start_message = sd_bus_message_unref(m->start_message);
-}
-
-static int on_machined_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
-{
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-        if (e)
-                log_machine_warning_errno(userdata, 0, "Register with systemd-machined: %s", e->message ?: e->name);
-        free(userdata);
-        return 0;
-}
-
-/* So that machinectl, journalctl -M and systemctl -M see the machine. machined follows the scope and
- * forgets the machine when the scope goes; no unregistration needed. Best effort: a host without
- * machined still runs containers. */
-static void machine_register_machined(Machine *m)
-{
-        if (m->manager->cgroup_backend != CGROUP_BACKEND_SYSTEMD || !m->manager->system_bus)
-                return;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        char *name = strdup(m->name);
-        if (!name)
-                return;
-        int r = sd_bus_message_new_method_call(m->manager->system_bus, &call, "org.freedesktop.machine1",
-                                               "/org/freedesktop/machine1", "org.freedesktop.machine1.Manager",
-                                               "RegisterMachine");
-        if (r >= 0)
-                r = sd_bus_message_append(call, "s", m->name);
-        if (r >= 0)
-                r = sd_bus_message_append_array(call, 'y', m->id.bytes, sizeof m->id.bytes);
-        if (r >= 0)
-                r = sd_bus_message_append(call, "ssus", "machinemgr", "container", (uint32_t)m->leader, m->root);
-        if (r >= 0)
-                r = sd_bus_call_async(m->manager->system_bus, NULL, call, on_machined_reply, name, 0);
-        if (r < 0) {
-                log_machine_warning_errno(m->name, r, "Register with systemd-machined: %m");
-                free(name);
-        }
+        m->start_done = NULL;
+        done(m, failure, m->start_userdata);
 }
 
 /* Drains the sync socket; returns the set-up error text if the child reported one. */
@@ -264,7 +248,8 @@ static int machine_on_sync(sd_event_source *s, int fd, uint32_t revents, void *u
                         (void)cgroup_direct_boost_setup(m->cgroup, false);
                 machine_crash_point(m, m->announced ? "reboot-exec" : "start-exec");
                 machine_reply_start(m, NULL);
-                machine_register_machined(m);
+                if (m->manager->cgroup_backend == CGROUP_BACKEND_SYSTEMD)
+                        bus_register_machined(m);
                 if (!m->announced) {
                         /* Only a machine whose init runs is announced: a failed start never was one. */
                         m->announced = true;
@@ -295,11 +280,11 @@ static void machine_log_exit(Machine *m, const char *result, int status)
 static int machine_spawn_logged(Machine *m)
 {
         log_machine_info(m->name, "Rebooting.");
-        sd_bus_error error = SD_BUS_ERROR_NULL;
+        MachineError error = {};
         int r = machine_spawn(m, &error);
         if (r < 0)
                 log_machine_error_errno(m->name, r, "Reboot failed: %s", error.message ?: strerror(-r));
-        sd_bus_error_free(&error);
+        machine_error_done(&error);
         return r;
 }
 
@@ -583,7 +568,7 @@ static void machine_on_scope(CGroup *cg, int r, const char *error, void *userdat
 
 /* Systemd mode: StartTransientUnit for the scope is sent now; the child, already cloned, builds its mounts
  * meanwhile and goes on once the scope holds it. The loop serves other clients while systemd works. */
-static int machine_start_scope(Machine *m, sd_bus_error *error)
+static int machine_start_scope(Machine *m, MachineError *error)
 {
         CGroupLimits limits;
         _cleanup_free_ char *description = NULL;
@@ -593,29 +578,29 @@ static int machine_start_scope(Machine *m, sd_bus_error *error)
         int r = cgroup_systemd_create_async(m->manager->systemd_bus, m->name, description, m->leader, &limits,
                                             m->settings->kill_signal, machine_on_scope, m, &m->scope_start);
         if (r < 0)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: start %s: %s", m->name,
-                                         m->unit ?: "the scope", strerror(-r));
+                return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: start %s: %s", m->name,
+                                     m->unit ?: "the scope", strerror(-r));
         return 0;
 }
 
-static int machine_build_argv(Machine *m, char ***ret_argv, int *ret_exec_fd, sd_bus_error *error)
+static int machine_build_argv(Machine *m, char ***ret_argv, int *ret_exec_fd, MachineError *error)
 {
         _cleanup_strv_free_ char **argv = NULL;
         if (m->settings->boot) {
                 _cleanup_free_ char *init = NULL;
                 int r = container_find_init(m->root, &init);
                 if (r < 0)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.NoInit",
-                                                 "%s: the image has no init to boot (looked for "
-                                                 "/usr/lib/systemd/systemd, /lib/systemd/systemd, /sbin/init): %s",
-                                                 m->name, strerror(-r));
+                        return machine_error(error, MACHINE_ERROR_NO_INIT,
+                                             "%s: the image has no init to boot (looked for "
+                                             "/usr/lib/systemd/systemd, /lib/systemd/systemd, /sbin/init): %s",
+                                             m->name, strerror(-r));
                 if (strv_extend(&argv, init) < 0)
                         return -ENOMEM;
                 *ret_exec_fd = -1;
         } else {
                 if (m->manager->init_fd < 0)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed",
-                                                 "%s: machinemgr-init is not installed", m->name);
+                        return machine_error(error, MACHINE_ERROR_START_FAILED,
+                                             "%s: machinemgr-init is not installed", m->name);
                 if (strv_extend(&argv, "machinemgr-init") < 0 || strv_extend(&argv, "--") < 0)
                         return -ENOMEM;
                 if (m->settings->command)
@@ -629,7 +614,7 @@ static int machine_build_argv(Machine *m, char ***ret_argv, int *ret_exec_fd, sd
 }
 
 /* Clones the guest's init. Used for the first start and for reboots. */
-static int machine_spawn(Machine *m, sd_bus_error *error)
+static int machine_spawn(Machine *m, MachineError *error)
 {
         _cleanup_strv_free_ char **argv = NULL;
         int exec_fd = -1, r;
@@ -647,8 +632,8 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                 limits_from_settings(m->settings, &limits);
                 r = cgroup_direct_prepare(m->name, &m->cgroup);
                 if (r < 0)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: create cgroup: %s",
-                                                 m->name, strerror(-r));
+                        return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: create cgroup: %s", m->name,
+                                             strerror(-r));
                 /* Recorded before any of it exists: a daemon killed from here on leaves a state file whose
                  * leader is not (yet) known, and the next daemon kills and removes whatever of the cgroup
                  * was made instead of leaving an orphan — or an unsupervised guest — behind. */
@@ -657,8 +642,8 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                 r = cgroup_direct_realize(m->cgroup, &limits);
                 if (r < 0) {
                         m->cgroup = cgroup_free(m->cgroup);
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: create cgroup: %s",
-                                                 m->name, strerror(-r));
+                        return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: create cgroup: %s", m->name,
+                                             strerror(-r));
                 }
                 (void)cgroup_direct_boost_setup(m->cgroup, true);
                 machine_crash_point(m, m->announced ? "reboot-cgroup" : "start-cgroup");
@@ -705,8 +690,7 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                         m->cgroup = cgroup_free(m->cgroup);
                 }
                 const char *why = m->spawn_failure ?: failure;
-                r = sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: %s", m->name,
-                                      why ?: strerror(-r));
+                r = machine_error(error, MACHINE_ERROR_START_FAILED, "%s: %s", m->name, why ?: strerror(-r));
                 m->spawn_failure = mfree(m->spawn_failure);
                 return r;
         }
@@ -728,10 +712,8 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                 r = machine_start_scope(m, error);
         if (r < 0) {
                 (void)pidfd_send(m->leader_pidfd, SIGKILL);
-                if (sd_bus_error_is_set(error))
-                        return r;
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: watch init: %s",
-                                         m->name, strerror(-r));
+                return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: watch init: %s", m->name,
+                                     strerror(-r));
         }
         console_set_leader(m->console, m->leader);
         /* After every spawn (reboots too): the holder ties both to the current leader. */
@@ -743,16 +725,16 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
         return 0;
 }
 
-static int machine_check_image(Machine *m, sd_bus_error *error)
+static int machine_check_image(Machine *m, MachineError *error)
 {
         struct stat st;
         if (stat(m->root, &st) < 0 || !S_ISDIR(st.st_mode))
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.NoSuchImage", "%s: no image at %s", m->name,
+                return machine_error(error, MACHINE_ERROR_NO_SUCH_IMAGE, "%s: no image at %s", m->name,
                                          m->root);
         return 0;
 }
 
-int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
+int machine_start(Machine *m, machine_start_done_t done, void *userdata, MachineError *error)
 {
         int r = machine_check_image(m, error);
         if (r < 0)
@@ -769,19 +751,18 @@ int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
         r = host_limits_check_start(m->name, booted, starting, m->settings->boot > 0, &limit_failure);
         if (r < 0) {
                 /* Recorded, so `machinemgr status NAME` says why even when the caller dropped the error. */
-                r = sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: host limit: %s", m->name,
-                                      limit_failure);
+                r = machine_error(error, MACHINE_ERROR_START_FAILED, "%s: host limit: %s", m->name, limit_failure);
                 manager_record_exit(m->manager, m->name, "failed", E2BIG, error->message);
                 return r;
         }
 
         r = image_lock(m->manager->image_path, m->name, &m->image_lock_fd);
         if (r == -EBUSY)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.ImageBusy",
+                return machine_error(error, MACHINE_ERROR_IMAGE_BUSY,
                                          "%s: the image is in use (locked by another machine or image operation)",
                                          m->name);
         if (r < 0)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: lock image: %s", m->name,
+                return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: lock image: %s", m->name,
                                          strerror(-r));
 
         sd_id128_randomize(&m->id);
@@ -796,7 +777,7 @@ int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
                 r = console_start(m->console);
         if (r < 0) {
                 machine_remove_files(m);
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: prepare console: %s",
+                return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: prepare console: %s",
                                          m->name, strerror(-r));
         }
 
@@ -806,7 +787,8 @@ int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
                 machine_remove_files(m);
                 return r;
         }
-        m->start_message = sd_bus_message_ref(message);
+        m->start_done = done;
+        m->start_userdata = userdata;
         return 0;
 }
 

@@ -28,6 +28,28 @@ typedef enum MachineState {
         MACHINE_STOPPING,
 } MachineState;
 
+/* Why a start failed; the bus face names it (bus_error_from_machine). */
+typedef enum MachineErrorKind {
+        MACHINE_ERROR_START_FAILED,
+        MACHINE_ERROR_NO_INIT,
+        MACHINE_ERROR_NO_SUCH_IMAGE,
+        MACHINE_ERROR_IMAGE_BUSY,
+        MACHINE_ERROR_INVALID_ARGUMENT,
+} MachineErrorKind;
+
+typedef struct MachineError {
+        MachineErrorKind kind;
+        char *message; /* "NAME: step: reason" */
+} MachineError;
+
+/* Fills e (the first failure is kept) and returns the negative errno that goes with the kind. */
+int machine_error(MachineError *e, MachineErrorKind kind, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+void machine_error_done(MachineError *e);
+
+/* failure NULL: init exec'd. */
+typedef void (*machine_start_done_t)(Machine *m, const char *failure, void *userdata);
+
 struct Machine {
         Manager *manager;
         char *name;
@@ -54,7 +76,8 @@ struct Machine {
 
         int sync_fd; /* from container_spawn, until init exec'd */
         sd_event_source *sync_source;
-        sd_bus_message *start_message; /* StartMachine waiting for the exec */
+        machine_start_done_t start_done; /* the caller of machine_start waiting for the exec */
+        void *start_userdata;
         char *spawn_failure;           /* why pre_start failed */
         CGroupSystemdStart *scope_start; /* systemd mode: the scope's start job, while the child waits for it */
 
@@ -80,9 +103,10 @@ struct Machine {
 int machine_new(Manager *manager, const char *name, Machine **ret);
 Machine *machine_free(Machine *m);
 
-/* Starts the container; the reply to `message` (may be NULL) is sent once init has exec'd or set-up failed.
- * Errors that can be known before cloning are returned right away with `error` filled in. */
-int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error);
+/* Starts the container; done (may be NULL) is called once init has exec'd or its set-up failed, or the
+ * machine went away before. Errors that can be known before cloning are returned right away, with error
+ * filled in (and done never called). */
+int machine_start(Machine *m, machine_start_done_t done, void *userdata, MachineError *error);
 
 int machine_poweroff(Machine *m);
 int machine_reboot(Machine *m);

@@ -89,6 +89,11 @@ int bus_check_root(sd_bus_message *msg, sd_bus_error *error);
 int bus_emit_machine_new(Manager *m, Machine *machine);
 int bus_emit_machine_removed(Manager *m, Machine *machine);
 int bus_emit_machine_changed(Machine *machine, const char *property);
+/* So that machinectl, journalctl -M and systemctl -M see the machine (systemd mode). */
+void bus_register_machined(Machine *machine);
+typedef struct MachineError MachineError;
+/* Sets error to the D-Bus error of a failed machine_start (r without a MachineError: its errno). */
+int bus_error_from_machine(sd_bus_error *error, const MachineError *e, int r);
 int machine_bus_path(const char *name, char **ret);
 
 /* One accepted connection on the private socket. */
