@@ -159,6 +159,7 @@ Machine *machine_free(Machine *m)
         machine_unlink(m);
         machine_release_process(m);
         m->cleanup_timer = sd_event_source_disable_unref(m->cleanup_timer);
+        m->save_timer = sd_event_source_disable_unref(m->save_timer);
         safe_close(m->image_lock_fd); /* the lock file stays for a re-adopting daemon to take again */
         machine_reply_start(m, "the machine went away before its init ran");
         console_free(m->console);
@@ -187,6 +188,26 @@ static void machine_set_state(Machine *m, MachineState s)
         bus_emit_machine_changed(m, "State");
 }
 
+#define STATUS_SAVE_DELAY_USEC (1000 * 1000)
+
+static int machine_on_save_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Machine *m = userdata;
+        m->save_timer = sd_event_source_disable_unref(m->save_timer);
+        (void)machine_state_save(m);
+        return 0;
+}
+
+/* StatusText survives a restart too, but a guest changing it often costs one state file write a second. */
+static void machine_save_soon(Machine *m)
+{
+        if (m->save_timer)
+                return;
+        if (sd_event_add_time_relative(m->manager->event, &m->save_timer, CLOCK_MONOTONIC, STATUS_SAVE_DELAY_USEC,
+                                       0, machine_on_save_timer, m) < 0)
+                (void)machine_state_save(m);
+}
+
 static void machine_on_notify(const char *key, const char *value, void *userdata)
 {
         Machine *m = userdata;
@@ -201,6 +222,7 @@ static void machine_on_notify(const char *key, const char *value, void *userdata
                 free(m->status_text);
                 m->status_text = s;
                 bus_emit_machine_changed(m, "StatusText");
+                machine_save_soon(m);
         } else if (streq(key, "STOPPING") && streq(value, "1") && m->state != MACHINE_STOPPING)
                 machine_set_state(m, MACHINE_STOPPING);
 }

@@ -82,6 +82,7 @@ struct Machine {
         CGroupSystemdStart *scope_start; /* systemd mode: the scope's start job, while the child waits for it */
 
         sd_event_source *cleanup_timer; /* retries cgroup removal while the kernel tears processes down */
+        sd_event_source *save_timer;    /* a StatusText change waiting to be written to the state file */
         unsigned cleanup_tries;
 
         int image_lock_fd; /* flock on IMAGE_PATH/.#NAME.lck: one machine per image, no image ops meanwhile */
