@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "bus-names.h"
 #include "container.h"
 #include "log.h"
 #include "machine.h"
@@ -355,7 +356,7 @@ static int method_get_os_release(sd_bus_message *message, void *userdata, sd_bus
 static int method_set_limits(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
         Machine *m = userdata;
-        CGroupLimits l = {LIMIT_UNSET, LIMIT_UNSET, LIMIT_UNSET};
+        MachineLimits l = {LIMIT_UNSET, LIMIT_UNSET, LIMIT_UNSET};
         int r = bus_check_root(message, error);
         if (r < 0)
                 return r;
@@ -380,7 +381,8 @@ static int method_set_limits(sd_bus_message *message, void *userdata, sd_bus_err
                 if (v == 0)
                         return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument",
                                                  "%s must be greater than 0.", key);
-                *target = v;
+                /* On the bus UINT64_MAX means no limit; in Settings that is LIMIT_INFINITY (UINT64_MAX is unset). */
+                *target = v == UINT64_MAX ? LIMIT_INFINITY : v;
                 if ((r = sd_bus_message_exit_container(message)) < 0)
                         return r;
         }
@@ -517,4 +519,54 @@ int bus_shell_machine(Machine *machine, sd_bus_message *message, sd_bus_error *e
         }
         s->message = sd_bus_message_ref(message);
         return 1;
+}
+
+int bus_error_from_machine(sd_bus_error *error, const MachineError *e, int r)
+{
+        static const char *const names[] = {
+                [MACHINE_ERROR_START_FAILED] = MM_ERROR_START_FAILED,
+                [MACHINE_ERROR_NO_INIT] = MM_ERROR_NO_INIT,
+                [MACHINE_ERROR_NO_SUCH_IMAGE] = MM_ERROR_NO_SUCH_IMAGE,
+                [MACHINE_ERROR_IMAGE_BUSY] = MM_ERROR_IMAGE_BUSY,
+                [MACHINE_ERROR_INVALID_ARGUMENT] = MM_ERROR_INVALID_ARGUMENT,
+        };
+        if (!e || !e->message)
+                return sd_bus_error_set_errno(error, r);
+        return sd_bus_error_set(error, names[e->kind], e->message);
+}
+
+static int on_machined_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        if (e)
+                log_machine_warning_errno(userdata, 0, "Register with systemd-machined: %s", e->message ?: e->name);
+        free(userdata);
+        return 0;
+}
+
+/* machined follows the scope and forgets the machine when the scope goes; no unregistration needed. Best
+ * effort: a host without machined still runs containers. */
+void bus_register_machined(Machine *m)
+{
+        if (!m->manager->system_bus)
+                return;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        char *name = strdup(m->name);
+        if (!name)
+                return;
+        int r = sd_bus_message_new_method_call(m->manager->system_bus, &call, "org.freedesktop.machine1",
+                                               "/org/freedesktop/machine1", "org.freedesktop.machine1.Manager",
+                                               "RegisterMachine");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "s", m->name);
+        if (r >= 0)
+                r = sd_bus_message_append_array(call, 'y', m->id.bytes, sizeof m->id.bytes);
+        if (r >= 0)
+                r = sd_bus_message_append(call, "ssus", "machinemgr", "container", (uint32_t)m->leader, m->root);
+        if (r >= 0)
+                r = sd_bus_call_async(m->manager->system_bus, NULL, call, on_machined_reply, name, 0);
+        if (r < 0) {
+                log_machine_warning_errno(m->name, r, "Register with systemd-machined: %m");
+                free(name);
+        }
 }

@@ -139,10 +139,14 @@ int write_string_file(const char *path, const char *s)
 
 int write_file_atomic(const char *path, const char *contents)
 {
+        /* DIR/.#BASE.XXXXXX: a hidden name no reader of DIR takes for one of its entries (machine names never
+         * start with a dot), unique per writer. */
         _cleanup_free_ char *tmp = NULL;
-        if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
+        const char *base = strrchr(path, '/');
+        int dir_len = base ? (int)(base - path) + 1 : 0;
+        if (asprintf(&tmp, "%.*s.#%s.XXXXXX", dir_len, path, base ? base + 1 : path) < 0)
                 return -ENOMEM;
-        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         size_t l = strlen(contents);
