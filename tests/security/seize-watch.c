@@ -11,7 +11,6 @@
  * "STOPPED pid=P", so that the host can look at that process before it execs. Ends with
  * "DONE helpers=N seized=M others=K" (K: any other new process it could seize, e.g. a command that
  * already runs as the guest's root). Statically linked: the guest is busybox. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
