@@ -784,7 +784,7 @@ static int open_guest_accounts(int proc_fd, const char *path, FILE **ret)
 
 static void warn_guest_file(const char *path, int r, const char *what)
 {
-        dprintf(STDERR_FILENO, "machinemgr: %s: %s; %s\n", path, guest_open_strerror(r), what);
+        dprintf(STDERR_FILENO, "machinemgr: the guest's %s: %s; %s\n", path, guest_open_strerror(r), what);
 }
 
 /* Reads the guest's /etc/passwd directly: getpwnam() would consult the guest's nsswitch.conf and could
