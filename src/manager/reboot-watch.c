@@ -4,16 +4,26 @@
 #include <linux/reboot.h>
 #include <linux/seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "util.h"
 
 struct RebootWatch {
         int fd;
+        ino_t pidns; /* the guest's pid namespace */
         sd_event_source *source;
         reboot_watch_handler_t handler;
         void *userdata;
 };
+
+static ino_t pid_namespace_of(pid_t pid)
+{
+        char path[64];
+        struct stat st;
+        snprintf(path, sizeof path, "/proc/%d/ns/pid", (int)pid);
+        return stat(path, &st) < 0 ? 0 : st.st_ino;
+}
 
 static GuestRebootKind reboot_kind(uint64_t cmd)
 {
@@ -40,6 +50,9 @@ static int reboot_watch_handle_one(RebootWatch *w)
         /* The filter passes nothing but reboot(2) with LINUX_REBOOT_MAGIC1, on every arch it knows; cmd is
          * a register, so what we read is what the kernel will act on. */
         GuestRebootKind kind = reboot_kind(req.data.args[2]);
+        /* The pid is checked to still be the caller's after its namespace is looked up. */
+        if (pid_namespace_of((pid_t)req.pid) != w->pidns || ioctl(w->fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) < 0)
+                kind = GUEST_REBOOT_NONE;
         struct seccomp_notif_resp resp = {.id = req.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE};
         if (ioctl(w->fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 && errno != ENOENT)
                 return -errno;
@@ -66,15 +79,20 @@ static int reboot_watch_on_io(sd_event_source *s, int fd, uint32_t revents, void
         return 0;
 }
 
-int reboot_watch_new(sd_event *e, int listener_fd, reboot_watch_handler_t handler, void *userdata,
+int reboot_watch_new(sd_event *e, int listener_fd, pid_t leader, reboot_watch_handler_t handler, void *userdata,
                      RebootWatch **ret)
 {
+        ino_t pidns = pid_namespace_of(leader);
+        if (pidns == 0) {
+                safe_close(listener_fd);
+                return -ESRCH;
+        }
         RebootWatch *w = calloc(1, sizeof *w);
         if (!w) {
                 safe_close(listener_fd);
                 return -ENOMEM;
         }
-        *w = (RebootWatch){.fd = listener_fd, .handler = handler, .userdata = userdata};
+        *w = (RebootWatch){.fd = listener_fd, .pidns = pidns, .handler = handler, .userdata = userdata};
         int r = sd_event_add_io(e, &w->source, w->fd, EPOLLIN, reboot_watch_on_io, w);
         if (r < 0) {
                 reboot_watch_free(w);

@@ -23,8 +23,9 @@ typedef enum GuestRebootKind {
 typedef struct RebootWatch RebootWatch;
 typedef void (*reboot_watch_handler_t)(GuestRebootKind kind, void *userdata);
 
-/* Takes ownership of listener_fd, also on failure. */
-int reboot_watch_new(sd_event *e, int listener_fd, reboot_watch_handler_t handler, void *userdata,
+/* Takes ownership of listener_fd, also on failure. Only calls from leader's own pid namespace count (not a
+ * nested container's reboot inside the guest). */
+int reboot_watch_new(sd_event *e, int listener_fd, pid_t leader, reboot_watch_handler_t handler, void *userdata,
                      RebootWatch **ret);
 int reboot_watch_fd(RebootWatch *w); /* still owned by w */
 RebootWatch *reboot_watch_free(RebootWatch *w);
