@@ -22,11 +22,6 @@ hostile_setup
 mkdir -p "$MM_TMP/ro"
 echo "read-only bind" >"$MM_TMP/ro/file"
 
-HAVE_DEBIAN=false
-if DEBIAN_CACHE=$("$MM_SOURCE_ROOT/tools/mkimage-debian" --print-cache 2>/dev/null) && [[ -d "$DEBIAN_CACHE" ]]; then
-        HAVE_DEBIAN=true
-fi
-
 # Globals of the machine under test.
 NAME=
 KIND=
@@ -170,22 +165,18 @@ run_case() {
 }
 
 finish_case() {
-        if mm_machine_listed "$NAME"; then
-                assert_exit 0 mm terminate "$NAME"
-                assert_true "[$NAME] gone" mm_wait_for 20 sh -c "! [ -e '$MM_RUN/machines/$NAME' ]"
-        fi
-        assert_no_leftovers "$NAME"
+        hostile_end "$NAME"
         rm -rf --one-file-system "${MM_IMAGES:?}/$NAME"
 }
 
 for pu in pick no; do
         run_case bb "$pu"
         finish_case
-        if $HAVE_DEBIAN; then
+        if hostile_have_debian; then
                 run_case deb "$pu"
                 finish_case
         else
-                echo "# no cached Debian rootfs ($DEBIAN_CACHE): Debian cases skipped"
+                echo "# no cached Debian rootfs: Debian cases skipped"
         fi
 done
 mm_finish
