@@ -42,8 +42,9 @@
  * starve the rest of the loop. */
 #define UDP_BATCH 32
 #define UDP_BATCH_BYTES (256 * 1024)
-/* A client address may have this many flows (client ports) per forwarder; a new one beyond replaces its
- * own least recently used flow, never another client's. */
+/* When the flows are all taken, a client address with this many flows (client ports) already replaces
+ * its own least recently used flow, never another client's. Soft state: while there is room one address
+ * may have them all (a NAT'ed network), and an evicted flow comes back with its next datagram. */
 #define UDP_FLOWS_PER_SOURCE_MAX 32
 /* Refused connections are logged at most once per this interval per forwarder, with their count. */
 #define REFUSED_LOG_INTERVAL_USEC (60 * USEC_PER_SEC)
@@ -479,21 +480,21 @@ static int flow_new(PortForwarder *f, int host_index, const SockaddrUnion *clien
         _cleanup_close_ int fd = f->open_target(SOCK_DGRAM, f->userdata);
         if (fd < 0)
                 return fd;
-        /* A client address with many ports competes with itself only: its own least recently used flow
-         * makes room. Else, when full, the least recently used flow of all (the last one). */
-        Flow *own_last = NULL, *last = NULL;
-        unsigned own = 0;
-        for (Flow *fl = f->flows; fl; fl = fl->next) {
-                if (same_source(&fl->client, client)) {
-                        own++;
-                        own_last = fl;
+        if (f->n_flows >= PORTFWD_UDP_FLOWS_MAX) {
+                /* Full: a client address with many flows (ports) already makes room from its own, the
+                 * least recently used of them, so it cannot push out other clients; anyone else takes
+                 * the least recently used flow of all (the last one). */
+                Flow *own_last = NULL, *last = NULL;
+                unsigned own = 0;
+                for (Flow *fl = f->flows; fl; fl = fl->next) {
+                        if (same_source(&fl->client, client)) {
+                                own++;
+                                own_last = fl;
+                        }
+                        last = fl;
                 }
-                last = fl;
+                flow_free(own >= UDP_FLOWS_PER_SOURCE_MAX ? own_last : last);
         }
-        if (own >= UDP_FLOWS_PER_SOURCE_MAX)
-                flow_free(own_last);
-        else if (f->n_flows >= PORTFWD_UDP_FLOWS_MAX && last)
-                flow_free(last);
         Flow *fl = calloc(1, sizeof *fl);
         if (!fl)
                 return -ENOMEM;

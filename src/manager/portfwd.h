@@ -14,9 +14,9 @@
  * UDP: each client address (ip:port) is a "flow" with a datagram socket of its own connected to the
  * guest, so the guest's replies can be told apart and sent back to that client from the address it sent
  * to. Flows end after PORTFWD_UDP_IDLE_USEC without a datagram either way, and at most
- * PORTFWD_UDP_FLOWS_MAX exist per forwarder (the least recently used one makes room for a new client), at
- * most 32 per client address (a 33rd port of one address replaces that address's least recently used
- * flow, never another client's). Each socket handles at most 32 datagrams or 256 KiB per dispatch.
+ * PORTFWD_UDP_FLOWS_MAX exist per forwarder (the least recently used one makes room for a new client;
+ * a client address that has 32 flows or more makes room from its own, so that one client with many
+ * ports cannot push out the others). Each socket handles at most 32 datagrams or 256 KiB per dispatch.
  * MACHINEMGR_UDP_IDLE_SEC in the daemon's environment overrides the idle timeout (for tests). */
 
 #include <stdint.h>
