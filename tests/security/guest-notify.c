@@ -6,10 +6,12 @@
  *
  * sends MESSAGE as one datagram COUNT times (default 1) to SOCKET (default $NOTIFY_SOCKET, else
  * /run/host/notify; a leading '@' is an abstract address), then execs CMD if given, so that a guest's
- * init can be "exec guest-notify 'READY=1' -- sleep 100000" and stay PID 1. In MESSAGE, "\n", "\r",
- * "\t" and "\\" are escapes, so one datagram can carry several assignments. After a first successful
- * send, errors (a full socket queue of a flood) are counted, not fatal. Prints on stderr how many were
- * sent. Exit status: 1 if not even one datagram could be sent and no CMD is given. */
+ * init can be "exec guest-notify 'READY=1' -- sleep 100000" and stay PID 1 (or chain several:
+ * "guest-notify A -- guest-notify B -- sleep 100000"). In MESSAGE, "\n", "\r", "\t", "\\" and "\xHH"
+ * (any byte) are escapes, so one datagram can carry several assignments. After a first successful send,
+ * errors are counted, not fatal. Sends block while the receiver's queue is full, as a flooding guest's
+ * would. Prints on stderr how many were sent. Exit status: 1 if not even one datagram could be sent and
+ * no CMD is given. */
 
 #include <errno.h>
 #include <stddef.h>
@@ -26,7 +28,19 @@ static void usage(void)
         exit(2);
 }
 
-/* Decodes the escapes in place; returns the length (the result may hold no NUL: it is cut there). */
+static int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Decodes the escapes in place and returns the length: "\xHH" may put any byte (a NUL too) into the
+ * datagram, so the result is counted, not terminated. */
 static size_t unescape(char *s)
 {
         char *w = s;
@@ -40,10 +54,16 @@ static size_t unescape(char *s)
                 case 'r': *w++ = '\r'; break;
                 case 't': *w++ = '\t'; break;
                 case '\\': *w++ = '\\'; break;
+                case 'x':
+                        if (hex_digit(r[1]) >= 0 && hex_digit(r[2]) >= 0) {
+                                *w++ = (char)(hex_digit(r[1]) * 16 + hex_digit(r[2]));
+                                r += 2;
+                                break;
+                        }
+                        /* fall through */
                 default: *w++ = '\\'; *w++ = *r; break;
                 }
         }
-        *w = 0;
         return (size_t)(w - s);
 }
 

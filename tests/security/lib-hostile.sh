@@ -24,6 +24,13 @@
 #                            unless the options say otherwise); an image $MM_IMAGES/NAME made beforehand
 #                            (to copy tools into it) is used as it is. Returns the status of the start.
 #   hostile_cleanup_add FN   FN runs on exit (also when the test aborts), before tests/lib.sh's cleanup
+#   hostile_observe NAME     prints the settings of a running machine as seen from outside, KEY=VALUE a
+#                            line: uid_map/gid_map (first line), init's and the payload's command line,
+#                            the payload's environment, hostname, mounts under /mnt, the cgroup's limit
+#                            files and `show`'s MemoryMax/TasksMax/CPUQuotaPerSecUSec; fails while the
+#                            machine has no leader or (Boot=no) its payload is not started yet
+#   hostile_observe_diff A B the keys whose values differ between two hostile_observe outputs, one
+#                            "KEY: 'old' -> 'new'" a line; empty when identical
 #
 # The probes follow the daemon of $MM_DAEMON_PID at hostile_probe_start: a test that restarts the daemon
 # opens a new window after the restart. They stop on their own when the test's shell or $MM_TMP is gone.
@@ -204,11 +211,14 @@ hostile_probe_check() {
 
         # Growth of the daemon's RSS.
         base=$(cat "$HOSTILE_PROBE_DIR/rss.baseline")
-        rssmax=$(sort -n "$HOSTILE_PROBE_DIR/rss" 2>/dev/null | tail -n 1)
+        touch "$HOSTILE_PROBE_DIR/rss"
+        rssmax=$(sort -n "$HOSTILE_PROBE_DIR/rss" | tail -n 1)
         rssmax=${rssmax:-$base}
         [[ "$rssmax" -ge "$base" ]] || rssmax=$base
         echo "# [$label] daemon VmRSS: baseline $base kB, max $rssmax kB, growth $((rssmax - base)) kB" \
-                "($(wc -l <"$HOSTILE_PROBE_DIR/rss" 2>/dev/null || echo 0) samples)"
+                "($(wc -l <"$HOSTILE_PROBE_DIR/rss") samples)"
+        # The daemon probed at the start must be the one that answered all along.
+        assert_eq "[$label] the daemon probed is still the one running" "$_hostile_rss_pid" "$MM_DAEMON_PID"
         assert_true "[$label] daemon RSS growth $((rssmax - base)) kB < $bound kB" test "$((rssmax - base))" -lt "$bound"
 
         # The victim's console kept reaching the journal. A line journaled shortly after the window
@@ -226,4 +236,64 @@ hostile_probe_check() {
                 test "$newest" -ge $((end_us - 2000000))
         assert_eq "[$label] victim still running" "State=running" "$(mm show "$HOSTILE_VICTIM" -p State 2>/dev/null || true)"
         _hostile_window_start=
+}
+
+# --- the settings of a machine, as observed from outside -----------------------------------------------
+
+_hostile_map_line() {
+        awk '{print $1, $2, $3; exit}' "$1" 2>/dev/null
+}
+
+# One cgroup limit of NAME: FILE_V1 in a v1 hierarchy of CONTROLLER, else FILE_V2 of cgroup2.
+_hostile_cg_limit() {
+        local name=$1 controller=$2 v1=$3 v2=$4 hier dir
+        hier=$(mm_controller_hier "$controller")
+        dir=$(mm_scope_dir "$name" "$hier")
+        [[ -n "$dir" ]] || return 0
+        if [[ "$hier" == unified ]]; then
+                cat "$dir/$v2" 2>/dev/null || true
+        else
+                cat "$dir/$v1" 2>/dev/null || true
+        fi
+}
+
+hostile_observe() {
+        local name=$1 leader payload show p
+        leader=$(mm_leader "$name" 2>/dev/null) || return 1
+        [[ -n "$leader" && "$leader" != 0 ]] && mm_pid_alive "$leader" || return 1
+        payload=$leader
+        # Boot=no: machinemgr-init runs the Command as its child.
+        if [[ "$(cat "/proc/$leader/comm" 2>/dev/null)" == machinemgr-init ]]; then
+                payload=$(cat "/proc/$leader/task/$leader/children" 2>/dev/null) || return 1
+                payload=${payload%% *}
+                [[ -n "$payload" ]] || return 1
+        fi
+        echo "uid_map=$(_hostile_map_line "/proc/$leader/uid_map")"
+        echo "gid_map=$(_hostile_map_line "/proc/$leader/gid_map")"
+        echo "init=$(tr '\0' ' ' <"/proc/$leader/cmdline" 2>/dev/null)"
+        echo "payload=$(tr '\0' ' ' <"/proc/$payload/cmdline" 2>/dev/null)"
+        echo "environ=$(tr '\0' '\n' <"/proc/$payload/environ" 2>/dev/null | LC_ALL=C sort | tr '\n' ' ')"
+        echo "hostname=$(nsenter -t "$leader" -u hostname 2>/dev/null)"
+        # Mount point and per-mount options of everything a test binds under /mnt.
+        echo "mounts=$(awk '$5 ~ "^/mnt(/|$)" {print $5, $6}' "/proc/$leader/mountinfo" 2>/dev/null | LC_ALL=C sort | tr '\n' ' ')"
+        echo "cg.memory=$(_hostile_cg_limit "$name" memory memory.limit_in_bytes memory.max)"
+        echo "cg.pids=$(_hostile_cg_limit "$name" pids pids.max pids.max)"
+        echo "cg.cpu=$(_hostile_cg_limit "$name" cpu cpu.cfs_quota_us cpu.max)"
+        show=$(mm show "$name" -p MemoryMax -p TasksMax -p CPUQuotaPerSecUSec 2>/dev/null) || return 1
+        for p in $show; do
+                echo "show.$p"
+        done
+}
+
+hostile_observe_diff() {
+        local a=$1 b=$2
+        diff <(echo "$a") <(echo "$b") >/dev/null && return 0
+        awk -F= 'NF == 0 { next }
+                 NR == FNR { old[$1] = substr($0, length($1) + 2); seen[$1] = 1; next }
+                 { k = $1; v = substr($0, length(k) + 2)
+                   if (!(k in old)) printf "%s: (none) -> \047%s\047\n", k, v
+                   else if (old[k] != v) printf "%s: \047%s\047 -> \047%s\047\n", k, old[k], v
+                   delete seen[k] }
+                 END { for (k in seen) printf "%s: \047%s\047 -> (none)\n", k, old[k] }' \
+                <(echo "$a") <(echo "$b")
 }
