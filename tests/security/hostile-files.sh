@@ -25,6 +25,12 @@ assert_exit 0 hostile_attacker "$P" --private-users=no
 LEADER=$(mm_leader "$A")
 assert_ne "the attacker is unprivileged (PrivateUsers=pick)" 0 "$(awk '{print $2; exit}' "/proc/$LEADER/uid_map")"
 
+# The set-up still does its job for a well-behaved image (ResolvConf=copy-host, the default).
+if [[ -f /etc/resolv.conf ]]; then
+        assert_exit 0 mm shell "$A" cat /etc/resolv.conf
+        assert_eq "the host's resolv.conf was copied into the guest" "$(cat /etc/resolv.conf)" "$MM_STDOUT"
+fi
+
 CANARY=$MM_TMP/host-canary
 printf 'ID=hostcanary\nNAME=host\n' >"$CANARY"
 CANARY_SUM=$(sha256sum "$CANARY")
@@ -107,7 +113,7 @@ assert_true "the device node was left alone" test -c "$MM_IMAGES/$P/etc/resolv.c
 os_release() {
         local label=$1 name=$2 path t0 t1
         path=$(busctl --address="unix:path=$MM_RUN/private" call org.machinemgr1 /org/machinemgr1 \
-                org.machinemgr1.Manager GetMachine s "$name" | awk '{print $2}' | tr -d '"')
+                org.machinemgr1.Manager GetMachine s "$name" | awk '{print $2}' | tr -d '"') || true
         OSR_RC=0
         t0=$(_hostile_now_us)
         timeout 10 busctl --address="unix:path=$MM_RUN/private" --timeout=8 call org.machinemgr1 "$path" \
