@@ -5,7 +5,6 @@
 #include <linux/ioprio.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -129,7 +128,7 @@ static void walk_run(int result_fd, void *userdata)
         close_all_but(j->dirfd, result_fd);
         (void)prctl(PR_SET_NAME, "mm-image-usage");
         /* Behind the daemon (same cgroup) and the guests for CPU and disk: it only answers a question. */
-        (void)setpriority(PRIO_PROCESS, 0, 10);
+        (void)!nice(10);
         (void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 7));
         int r = image_usage_at(j->dirfd, &limits, &u);
         report.error = r < 0 ? r : 0;

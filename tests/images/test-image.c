@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The image model against a real filesystem (root only): clone fidelity, usage, rename, remove, read-only,
- * locks, names. Works in a temp dir under /var/tmp (the image filesystem of this host, with inode flags). */
+/* The image model against a real filesystem (root only): clone fidelity, usage (the walk, its limits, its
+ * cache with real workers), rename, remove, read-only, locks, names. Works in a temp dir under /var/tmp (the image filesystem of this host, with inode flags). */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -11,7 +13,9 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include "image-usage.h"
 #include "image.h"
+#include "manager.h"
 #include "util.h"
 
 static unsigned passed, failed;
@@ -399,6 +403,144 @@ static void test_list_and_lock(const char *images)
               "missing image path is empty");
 }
 
+static Manager manager;
+
+static void make_image(const char *name, unsigned files, unsigned depth)
+{
+        char f[32];
+        char *path = pj(dir, name);
+        if (mkdir(path, 0755) < 0)
+                abort();
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (unsigned n = 0; fd >= 0 && n < files; n++) {
+                snprintf(f, sizeof f, "f%u", n);
+                int ffd = openat(fd, f, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                if (ffd >= 0 && write(ffd, "data", 4) == 4)
+                        close(ffd);
+        }
+        if (fd >= 0)
+                close(fd);
+        make_chain(path, depth);
+        free(path);
+}
+
+static uint64_t ask(const char *name)
+{
+        Image *i = NULL;
+        if (image_load(dir, name, &i) < 0)
+                return 0;
+        uint64_t u = image_usage_get(&manager, i);
+        image_free(i);
+        return u;
+}
+
+/* Runs the loop until every name in the list is known, or 20 s. */
+static bool settle(const char *const *names, size_t n)
+{
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + 20 * 1000 * 1000;
+        while (now_usec(CLOCK_MONOTONIC) < end) {
+                bool all = true;
+                for (size_t i = 0; i < n; i++)
+                        all = all && ask(names[i]) != UINT64_MAX;
+                if (all)
+                        return true;
+                (void)sd_event_run(manager.event, 100 * 1000);
+        }
+        return false;
+}
+
+static unsigned walkers_alive(void)
+{
+        char cmd[128], buf[64] = "";
+        snprintf(cmd, sizeof cmd, "ps -o comm= --ppid %d | grep -c '^mm-image-usage$'", (int)getpid());
+        FILE *p = popen(cmd, "re");
+        if (!p)
+                return 99;
+        if (!fgets(buf, sizeof buf, p))
+                buf[0] = 0;
+        pclose(p);
+        return (unsigned)atoi(buf);
+}
+
+/* The usage cache (image-usage.c) with its real worker processes and an event loop: a first ask answers
+ * "unknown" at once and starts one walk; asking again and again starts no other; at most
+ * IMAGE_USAGE_WALKS_MAX walks at once, the others queued and run in turn; the value is the walk's; a new
+ * directory under an old name is measured anew; a tree beyond the limits stays unknown; a walk holds none
+ * of the daemon's other fds; the daemon's exit leaves no walk behind. */
+static void test_usage_cache(void)
+{
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        if (sd_event_new(&manager.event) < 0)
+                abort();
+        manager.image_path = dir;
+        const char *names[] = {"c-a", "c-b", "c-c", "c-d", "c-e"};
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                make_image(names[i], 200 * (unsigned)(i + 1), 3);
+        make_image("c-deep", 10, IMAGE_DEPTH_MAX + 1);
+
+        /* A pipe the daemon holds: a walk must not keep its write end open. */
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                abort();
+
+        CHECK(ask("c-a") == UINT64_MAX, "the first ask answers unknown at once");
+        CHECK(image_usage_walks_started() == 1, "and starts one walk: %u", image_usage_walks_started());
+        for (int i = 0; i < 100; i++)
+                (void)ask("c-a");
+        CHECK(image_usage_walks_started() == 1, "100 asks more start no other walk: %u",
+              image_usage_walks_started());
+        close(p[1]);
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        CHECK(poll(&pfd, 1, 2000) == 1 && (pfd.revents & POLLHUP), "the walk holds none of our other fds");
+        close(p[0]);
+
+        for (size_t i = 1; i < ELEMENTSOF(names); i++)
+                CHECK(ask(names[i]) == UINT64_MAX, "%s unknown at first", names[i]);
+        CHECK(ask("c-deep") == UINT64_MAX, "c-deep unknown at first");
+        CHECK(image_usage_walks_started() == IMAGE_USAGE_WALKS_MAX, "%u walks at once, the others queued: %u",
+              IMAGE_USAGE_WALKS_MAX, image_usage_walks_started());
+        CHECK(walkers_alive() <= IMAGE_USAGE_WALKS_MAX, "at most %u walker processes", IMAGE_USAGE_WALKS_MAX);
+
+        CHECK(settle(names, ELEMENTSOF(names)), "every image measured in the end");
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                uint64_t cached = ask(names[i]), direct = usage_of(dir, names[i], NULL, NULL);
+                CHECK(cached == direct, "%s: cached %" PRIu64 " is the walk's %" PRIu64, names[i], cached, direct);
+        }
+        /* The queue drains on its own: deep's walk ran too, and stopped at the depth limit. */
+        for (int i = 0; i < 50 && image_usage_walks_started() < ELEMENTSOF(names) + 1; i++)
+                (void)sd_event_run(manager.event, 100 * 1000);
+        for (int i = 0; i < 50 && walkers_alive() > 0; i++)
+                (void)sd_event_run(manager.event, 100 * 1000);
+        CHECK(ask("c-deep") == UINT64_MAX, "a tree deeper than %u levels stays unknown", IMAGE_DEPTH_MAX);
+        unsigned started = image_usage_walks_started();
+        CHECK(started == ELEMENTSOF(names) + 1, "one walk per image: %u", started);
+        for (int i = 0; i < 100; i++)
+                for (size_t j = 0; j < ELEMENTSOF(names); j++)
+                        (void)ask(names[j]);
+        CHECK(image_usage_walks_started() == started, "fresh values start no walk: %u",
+              image_usage_walks_started());
+
+        /* Another directory under the name: its own value, not the old one's. */
+        char from[256], to[256];
+        snprintf(from, sizeof from, "%s/c-a", dir);
+        snprintf(to, sizeof to, "%s/c-a-old", dir);
+        CHECK(rename(from, to) == 0, "rename c-a away");
+        make_image("c-a", 3000, 0);
+        CHECK(ask("c-a") == UINT64_MAX, "the new c-a is unknown at first");
+        const char *a[] = {"c-a"};
+        CHECK(settle(a, 1) && ask("c-a") == usage_of(dir, "c-a", NULL, NULL), "then measured: %" PRIu64, ask("c-a"));
+
+        /* The daemon exits: every walk is gone with it. */
+        make_image("c-big", 60000, 0);
+        CHECK(ask("c-big") == UINT64_MAX && walkers_alive() == 1, "a walk runs");
+        CHECK(sd_event_exit(manager.event, 0) >= 0 && sd_event_run(manager.event, 0) >= 0, "exit");
+        CHECK(walkers_alive() == 0, "no walk after the exit");
+        manager.event = sd_event_unref(manager.event);
+}
+
 static void cleanup(void)
 {
         char *ro = pj(dir, "ro");
@@ -427,6 +569,7 @@ int main(void)
         test_read_only(dir);
         test_rename_remove(dir);
         test_list_and_lock(dir);
+        test_usage_cache();
         printf("%u passed, %u failed\n", passed, failed);
         return failed ? 1 : 0;
 }

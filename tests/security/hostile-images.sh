@@ -158,7 +158,8 @@ storm() {
                 busctl_as "$who" get-property org.machinemgr1 "/org/machinemgr1/image/$(escape_path "$A")" \
                         org.machinemgr1.Image Usage >/dev/null 2>&1 || echo fail
                 n=$((n + 3))
-                sleep 0.05
+                # Paced: the clients' own processes must not be what slows `machinemgr list` on 2 cores.
+                sleep 0.2
         done
         echo "calls $n"
 }
@@ -190,7 +191,7 @@ CALLS=$(awk '$1 == "calls" {n += $2} END {print n + 0}' "$STORM_OUT")
 WALKS_SEEN=$(sort -u "$WALK_PIDS" | wc -l)
 echo "# $CALLS reads from 4 clients in ${STORM_SECS} s; walks seen: $WALKS_SEEN, at most $WALKERS_MAX at once"
 assert_eq "every read of the storm answered" 0 "$(grep -c fail "$STORM_OUT" || true)"
-assert_true "the storm made its reads ($CALLS)" test "$CALLS" -ge 100
+assert_true "the storm made its reads ($CALLS)" test "$CALLS" -ge 300
 assert_true "the daemon survived the storm" kill -0 "$MM_DAEMON_PID"
 # 3 images (victim, A, B), each walked at the first read and once more 30 s later: the walks seen (the
 # sampling can miss short ones) are at most 6, however many reads there were.
