@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include "binds.h"
+#include "bus-names.h"
 #include "container.h"
 #include "copy.h"
 #include "image-dbus.h"
@@ -14,10 +15,10 @@
 #include "network.h"
 #include "util.h"
 
-#define ERROR_NO_SUCH_MACHINE "org.machinemgr1.Error.NoSuchMachine"
-#define ERROR_INVALID_NAME "org.machinemgr1.Error.InvalidName"
-#define ERROR_INVALID_ARGUMENT "org.machinemgr1.Error.InvalidArgument"
-#define ERROR_MACHINE_EXISTS "org.machinemgr1.Error.MachineExists"
+#define ERROR_NO_SUCH_MACHINE MM_ERROR_NO_SUCH_MACHINE
+#define ERROR_INVALID_NAME MM_ERROR_INVALID_NAME
+#define ERROR_INVALID_ARGUMENT MM_ERROR_INVALID_ARGUMENT
+#define ERROR_MACHINE_EXISTS MM_ERROR_MACHINE_EXISTS
 
 int machine_bus_path(const char *name, char **ret)
 {
@@ -243,6 +244,17 @@ static int resolve_settings(Manager *m, const char *name, Settings *options, sd_
         return 0;
 }
 
+static void on_start_done(Machine *machine, const char *failure, void *userdata)
+{
+        sd_bus_message *message = userdata;
+        _cleanup_free_ char *path = NULL;
+        if (failure)
+                (void)sd_bus_reply_method_errorf(message, MM_ERROR_START_FAILED, "%s: %s", machine->name, failure);
+        else if (machine_bus_path(machine->name, &path) >= 0)
+                (void)sd_bus_reply_method_return(message, "o", path);
+        sd_bus_message_unref(message);
+}
+
 static int method_start_machine(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
         Manager *m = userdata;
@@ -271,8 +283,12 @@ static int method_start_machine(sd_bus_message *message, void *userdata, sd_bus_
         if ((r = machine_new(m, name, &machine)) < 0)
                 return r;
         machine->settings = TAKE_PTR(s);
-        r = machine_start(machine, message, error);
+        MachineError failure = {};
+        r = machine_start(machine, on_start_done, sd_bus_message_ref(message), &failure);
         if (r < 0) {
+                sd_bus_message_unref(message);
+                r = bus_error_from_machine(error, &failure, r);
+                machine_error_done(&failure);
                 machine_free(machine);
                 return r;
         }

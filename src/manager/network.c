@@ -460,17 +460,12 @@ void network_machine_free(Machine *m)
         m->network = mfree(m->network);
 }
 
+/* Only the runtime part: the network settings are persisted with the rest of the settings. NET_MODE,
+ * NET_ADDRESS and NET_PORT are still read from an older daemon's state file. */
 void network_machine_serialize(Machine *m, FILE *f)
 {
-        const Settings *s = m->settings;
-        fprintf(f, "NET_MODE=%s\n", network_mode_to_string(s->network_mode));
         if (m->network && m->network->ifname[0])
                 fprintf(f, "NET_IFNAME=%s\n", m->network->ifname);
-        STRV_FOREACH(a, s->addresses)
-        fprintf(f, "NET_ADDRESS=%s\n", *a);
-        for (size_t i = 0; i < s->n_ports; i++)
-                fprintf(f, "NET_PORT=%s:%u:%u\n", port_protocol_name(s->ports[i].protocol), s->ports[i].host_port,
-                        s->ports[i].guest_port);
 }
 
 int network_machine_deserialize_item(Machine *m, const char *key, const char *value)

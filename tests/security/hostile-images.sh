@@ -12,8 +12,6 @@
 set -euo pipefail
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
-# shellcheck source=tests/console/journald.sh
-. "$(dirname "$0")/../console/journald.sh"
 # shellcheck source=tests/security/lib-hostile.sh
 . "$(dirname "$0")/lib-hostile.sh"
 
@@ -219,10 +217,5 @@ assert_true "at most 2 walks ran at once (saw $WALKERS_MAX)" test "$WALKERS_MAX"
 
 hostile_probe_check "item 6" 8192
 
-assert_exit 0 mm terminate "$A"
-assert_exit 0 mm terminate "$B"
-assert_true "$A gone" mm_wait_for 10 sh -c "! [ -e '$MM_RUN/machines/$A' ]"
-assert_true "$B gone" mm_wait_for 10 sh -c "! [ -e '$MM_RUN/machines/$B' ]"
-assert_no_leftovers "$A"
-assert_no_leftovers "$B"
+hostile_end "$A" "$B"
 mm_finish
