@@ -217,5 +217,9 @@ assert_true "at most 2 walks ran at once (saw $WALKERS_MAX)" test "$WALKERS_MAX"
 
 hostile_probe_check "item 6" 8192
 
-hostile_end "$A" "$B"
+for n in "$A" "$B"; do
+        assert_exit 0 mm terminate "$n"
+        assert_true "$n gone" mm_wait_for 20 sh -c "! [ -e '$MM_RUN/machines/$n' ]"
+        assert_no_leftovers "$n"
+done
 mm_finish
