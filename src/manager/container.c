@@ -279,10 +279,16 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd, char **en
         if (r < 0)
                 child_fail(sync_fd, "drop capabilities", r);
 
-        /* Last before exec: from here on, our own set-up calls would be filtered too. */
-        r = seccomp_policy_apply(c->syscall_filter, &bad);
+        /* Last before exec: from here on, our own set-up calls would be filtered too. The filter's reboot(2)
+         * listener goes to the daemon (reboot-watch.h), queued ahead of the EOF our exec makes. */
+        int listener = -1;
+        r = seccomp_policy_apply_watching_reboot(c->syscall_filter, &listener, &bad);
         if (r < 0)
                 child_fail(sync_fd, bad ? "seccomp: unknown system call" : "load seccomp filter", r);
+        r = send_sync(sync_fd, "w", &listener, 1);
+        if (r < 0)
+                child_fail(sync_fd, "hand over the reboot listener", r);
+        safe_close(listener);
 
         if (c->exec_fd >= 0)
                 syscall(SYS_execveat, c->exec_fd, "", c->argv, env, AT_EMPTY_PATH);
@@ -619,20 +625,55 @@ int container_send_go(int sync_fd)
         return send_sync(sync_fd, "g", NULL, 0);
 }
 
+static ssize_t recv_sync(int sync_fd, SyncError *e, int *ret_fd)
+{
+        struct iovec iov = { .iov_base = e, .iov_len = sizeof(*e) };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control) };
+
+        *ret_fd = -1;
+        ssize_t n = recvmsg(sync_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return -errno;
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
+        if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+            cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
+                memcpy(ret_fd, CMSG_DATA(cmsg), sizeof(int));
+        return n;
+}
+
 int container_sync_read(int sync_fd, char **ret_error)
 {
+        return container_sync_read_full(sync_fd, ret_error, NULL);
+}
+
+int container_sync_read_full(int sync_fd, char **ret_error, int *ret_listener)
+{
         SyncError e;
-        ssize_t n = recv(sync_fd, &e, sizeof(e), MSG_DONTWAIT);
+        int fd;
+        ssize_t n = recv_sync(sync_fd, &e, &fd);
 
         /* A child that exits with our "g" unread resets the connection; the error is reported once,
          * and what the child said before it is still queued behind it. */
-        if (n < 0 && errno == ECONNRESET)
-                n = recv(sync_fd, &e, sizeof(e), MSG_DONTWAIT);
+        if (n == -ECONNRESET)
+                n = recv_sync(sync_fd, &e, &fd);
 
         if (n < 0)
-                return errno == EAGAIN ? 1 : -errno;
+                return n == -EAGAIN ? 1 : (int) n;
         if (n == 0)
                 return 0;
+        if (n == 1 && *(const char *) &e == 'w' && fd >= 0) {
+                if (ret_listener) {
+                        safe_close(*ret_listener);
+                        *ret_listener = fd;
+                } else
+                        safe_close(fd);
+                return 2;
+        }
+        safe_close(fd);
         if ((size_t) n <= offsetof(SyncError, text) || e.error <= 0) {
                 if (ret_error)
                         *ret_error = strdup("sync: malformed message from the container");
@@ -784,7 +825,7 @@ static int open_guest_accounts(int proc_fd, const char *path, FILE **ret)
 
 static void warn_guest_file(const char *path, int r, const char *what)
 {
-        dprintf(STDERR_FILENO, "machinemgr: %s: %s; %s\n", path, guest_open_strerror(r), what);
+        dprintf(STDERR_FILENO, "machinemgr: the guest's %s: %s; %s\n", path, guest_open_strerror(r), what);
 }
 
 /* Reads the guest's /etc/passwd directly: getpwnam() would consult the guest's nsswitch.conf and could

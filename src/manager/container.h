@@ -77,6 +77,9 @@ int container_send_go(int sync_fd);
 
 /* Reads what is on sync_fd now, for an event loop: 1 = still waiting, 0 = exec'd, <0 = failed. */
 int container_sync_read(int sync_fd, char **ret_error);
+/* The same, and 2 (still waiting) when the child handed over its seccomp filter's reboot(2) listener
+ * (reboot-watch.h): then in *ret_listener (a previous one there is closed). */
+int container_sync_read_full(int sync_fd, char **ret_error, int *ret_listener);
 
 /* Default bounding set (SPEC §4; like systemd-nspawn's default). */
 uint64_t container_default_capabilities(bool private_network);

@@ -224,13 +224,14 @@ static int os_release_append(sd_bus_message *reply, char *text, size_t size, con
                                                  OS_RELEASE_KEYS_MAX);
                 *eq = 0;
                 line[len] = 0;
-                char *v = eq + 1, *w = v;
+                char *v = eq + 1;
                 size_t l = strlen(v);
                 char quote = l >= 2 && (v[0] == '"' || v[0] == '\'') && v[l - 1] == v[0] ? v[0] : 0;
                 if (quote) {
                         v[l - 1] = 0;
                         v++;
                 }
+                char *w = v;
                 for (char *c = v; *c; c++) {
                         if (quote == '"' && c[0] == '\\' && c[1])
                                 c++;
@@ -314,7 +315,7 @@ static int method_get_os_release(sd_bus_message *message, void *userdata, sd_bus
         sd_event *e = m->manager->event;
 
         if (m->leader_pidfd < 0)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.NoSuchMachine", "%s is not running.", m->name);
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_MACHINE, "%s is not running.", m->name);
         if (os_release_inflight >= OS_RELEASE_INFLIGHT_MAX)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                          "%s: %u os-release reads are running already, try again.", m->name,

@@ -149,6 +149,7 @@ static void machine_release_process(Machine *m)
         m->sync_source = sd_event_source_disable_unref(m->sync_source);
         m->leader_pidfd = safe_close(m->leader_pidfd);
         m->sync_fd = safe_close(m->sync_fd);
+        m->reboot_watch = reboot_watch_free(m->reboot_watch);
         m->leader = 0;
 }
 
@@ -238,10 +239,33 @@ static void machine_reply_start(Machine *m, const char *failure)
 }
 
 /* Drains the sync socket; returns the set-up error text if the child reported one. */
+static void machine_on_guest_reboot(GuestRebootKind kind, void *userdata)
+{
+        Machine *m = userdata;
+        m->guest_reboot = kind;
+}
+
+/* The new init's reboot(2) listener, kept in the fd store at once: without a listener the guest's reboot(2)
+ * would fail (ENOSYS). */
+static void machine_watch_reboots(Machine *m, int listener)
+{
+        m->reboot_watch = reboot_watch_free(m->reboot_watch);
+        int r = reboot_watch_new(m->manager->event, listener, m->leader, machine_on_guest_reboot, m,
+                                 &m->reboot_watch);
+        if (r < 0) {
+                log_machine_warning_errno(m->name, r, "Watch the guest's reboot(2) calls: %m");
+                return;
+        }
+        (void)manager_fdstore_put(m->manager, m->name, FDSTORE_REBOOT, reboot_watch_fd(m->reboot_watch),
+                                  m->leader_pidfd);
+}
+
 static char *machine_read_sync(Machine *m, int *ret_state)
 {
         char *failure = NULL;
-        int r = container_sync_read(m->sync_fd, &failure);
+        int listener = -1, r;
+        while ((r = container_sync_read_full(m->sync_fd, &failure, &listener)) == 2)
+                machine_watch_reboots(m, TAKE_FD(listener));
         *ret_state = r;
         if (r <= 0) {
                 m->sync_source = sd_event_source_disable_unref(m->sync_source);
@@ -373,9 +397,11 @@ static void machine_leader_gone(Machine *m, const char *result, int status)
          * same. Either way: the same machine comes back with the same settings. */
         bool reboot = !start_failed && m->state != MACHINE_STOPPING && streq(result, "killed") && status == SIGHUP;
         /* An adopted leader's status does not tell a reboot: the kernel reports the pid namespace's reboot(2)
-         * to the parent it had, and PIDFD_GET_INFO shows init's own exit (0). A reboot we asked for is taken
-         * at its word; one the guest started itself is taken for a power-off (README, re-adoption). */
-        reboot = reboot || (m->adopted && m->reboot_requested && m->state != MACHINE_STOPPING);
+         * to the parent it had, and PIDFD_GET_INFO shows init's own exit (0). What its reboot(2) asked for
+         * does (reboot-watch.h); without a listener, a reboot we asked for is taken at its word. */
+        if (m->adopted && !start_failed && !m->stop_requested)
+                reboot = m->guest_reboot == GUEST_REBOOT_RESTART ||
+                         (m->guest_reboot == GUEST_REBOOT_NONE && m->reboot_requested);
         m->reboot_requested = false;
         if ((m->stopping_for_reboot || reboot) && !m->settings_partial && machine_respawn(m) >= 0)
                 return;
@@ -717,6 +743,7 @@ static int machine_spawn(Machine *m, MachineError *error)
                 return r;
         }
         m->leader = p.pid;
+        m->guest_reboot = GUEST_REBOOT_NONE;
         notify_set_sender(m->notify, m->leader);
         m->leader_pidfd = p.pidfd;
         m->sync_fd = p.sync_fd;
@@ -823,6 +850,7 @@ int machine_poweroff(Machine *m)
         if (r < 0)
                 return r;
         log_machine_info(m->name, "Powering off (signal %d to init).", sig);
+        m->stop_requested = true;
         machine_set_state(m, MACHINE_STOPPING);
         return 0;
 }
@@ -861,6 +889,7 @@ int machine_terminate(Machine *m)
         log_machine_info(m->name, "Terminating.");
         /* Also the end of a reboot still under way. */
         m->stopping_for_reboot = m->reboot_requested = false;
+        m->stop_requested = true;
         machine_set_state(m, MACHINE_STOPPING);
         return machine_kill_everything(m);
 }
@@ -1020,6 +1049,17 @@ static void machine_adopt_notify(Machine *m)
         notify_set_sender(m->notify, m->leader);
 }
 
+static void machine_adopt_reboot_watch(Machine *m)
+{
+        int fd = manager_fdstore_take(m->manager, m->name, FDSTORE_REBOOT);
+        int r = fd < 0 ? fd
+                       : reboot_watch_new(m->manager->event, fd, m->leader, machine_on_guest_reboot, m,
+                                          &m->reboot_watch);
+        if (r < 0)
+                log_machine_warning_errno(m->name, r, "No reboot(2) listener kept from the previous daemon (%m): "
+                                          "a reboot the guest starts itself will end the machine.");
+}
+
 int machine_adopt(Manager *manager, const char *name)
 {
         Machine *m;
@@ -1042,6 +1082,7 @@ int machine_adopt(Manager *manager, const char *name)
                 return 0;
         }
         machine_adopt_notify(m);
+        machine_adopt_reboot_watch(m);
         r = image_lock(manager->image_path, m->name, &m->image_lock_fd);
         if (r < 0)
                 log_machine_warning_errno(m->name, r, "Re-take the image lock: %m");

@@ -20,6 +20,7 @@
 #include "console.h"
 #include "manager.h"
 #include "notify.h"
+#include "reboot-watch.h"
 #include "settings.h"
 
 typedef enum MachineState {
@@ -90,10 +91,13 @@ struct Machine {
         struct MachineNetwork *network; /* network.c: host end of the veth, port forwarders */
         Console *console;
         Notify *notify;
+        RebootWatch *reboot_watch;   /* the current init's reboot(2) calls */
+        GuestRebootKind guest_reboot; /* the last one its pid namespace made */
 
         uint32_t uid_shift, uid_range; /* PrivateUsers= range, 0 = none (machine-userns.c) */
         bool stopping_for_reboot;
         bool reboot_requested; /* Reboot() asked the guest's init to reboot */
+        bool stop_requested;   /* PowerOff() or Terminate(): whatever the guest does, it stays down */
         bool announced;        /* MachineNew sent: its init ran (or it was re-adopted) */
         /* Re-adopted from an older daemon's state file, which lacked most settings: never respawned. */
         bool settings_partial;

@@ -202,6 +202,7 @@ void manager_fdstore_remove(Manager *m, const char *machine)
 {
         manager_fdstore_remove_one(m, machine, FDSTORE_CONSOLE);
         manager_fdstore_remove_one(m, machine, FDSTORE_NOTIFY);
+        manager_fdstore_remove_one(m, machine, FDSTORE_REBOOT);
 }
 
 int manager_fdstore_take(Manager *m, const char *machine, FdStoreKind kind)

@@ -60,9 +60,10 @@ Machine *manager_get_machine(Manager *m, const char *name);
 typedef enum FdStoreKind {
         FDSTORE_CONSOLE = 'c',
         FDSTORE_NOTIFY = 'n',
+        FDSTORE_REBOOT = 'r', /* the guest's reboot(2) listener (reboot-watch.h) */
 } FdStoreKind;
 int manager_fdstore_put(Manager *m, const char *machine, FdStoreKind kind, int fd, int owner_pidfd);
-void manager_fdstore_remove(Manager *m, const char *machine); /* both kinds */
+void manager_fdstore_remove(Manager *m, const char *machine); /* every kind */
 int manager_fdstore_take(Manager *m, const char *machine, FdStoreKind kind); /* the fd, or -ENOENT */
 
 /* How a machine's last run ended (DBUS.md GetMachineExit). */

@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The attack of tests/security/hostile-shell.sh, run as root inside a guest: for SECONDS, every process
  * that appears in the guest's pid namespace is seized with PTRACE_SEIZE at once (new pids are found by
- * polling /proc/sys/kernel/ns_last_pid). A process still named "machinemgrd" is the daemon's shell
- * helper before it execs the command: being able to trace it would hand guest root whatever the
- * helper holds. Prints one line per such helper:
+ * polling /proc/sys/kernel/ns_last_pid), after a SIGSTOP that freezes it as it was when it appeared. A
+ * process still named "machinemgrd" is the daemon's shell helper before it execs the command: being able
+ * to trace it would hand guest root whatever the helper holds. Prints one line per such helper:
  *
  *   HELPER pid=P seize=OK|EPERM|... uid=REAL EFFECTIVE SAVED FS (its Uid: line as the guest sees it)
  *
- * and, with "stop", SIGSTOPs the first helper it finds (after the seize attempt) and prints
- * "STOPPED pid=P", so that the host can look at that process before it execs. Ends with
+ * and, with "stop", leaves the first helper it finds stopped and prints "STOPPED pid=P", so that the host
+ * can look at that process before it execs (everything else gets SIGCONT at once). Ends with
  * "DONE helpers=N seized=M others=K" (K: any other new process it could seize, e.g. a command that
  * already runs as the guest's root). Statically linked: the guest is busybox. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -85,6 +86,31 @@ static void release(long pid)
         (void) ptrace(PTRACE_DETACH, pid, 0, 0);
 }
 
+static char state_of(long pid)
+{
+        char path[64], stat[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        if (read_small(path, stat, sizeof stat) < 0)
+                return 0;
+        const char *p = strrchr(stat, ')');
+        return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* SIGSTOP first, so that what is looked at is the process as it was when it appeared, not after an exec
+ * that raced with us; then waits (briefly) for the stop. */
+static bool freeze(long pid)
+{
+        if (kill((pid_t) pid, SIGSTOP) < 0)
+                return false;
+        for (int i = 0; i < 10000; i++) {
+                char st = state_of(pid);
+                if (st == 'T' || st == 't' || st == 0 || st == 'Z')
+                        return st == 'T' || st == 't';
+                sched_yield();
+        }
+        return true;
+}
+
 int main(int argc, char *argv[])
 {
         if (argc < 2) {
@@ -112,30 +138,29 @@ int main(int argc, char *argv[])
                         continue;
                 if (last < seen) /* wrapped */
                         seen = 0;
-                for (long pid = last; pid > seen; pid--) {
-                        if (pid == getpid())
+                for (long pid = seen + 1; pid <= last; pid++) {
+                        if (pid == getpid() || !freeze(pid))
                                 continue;
-                        int r = ptrace(PTRACE_SEIZE, pid, 0, 0) == 0 ? 0 : errno;
-                        if (!is_helper(pid)) {
-                                if (r == 0) {
-                                        others++;
-                                        release(pid);
-                                }
-                                continue;
-                        }
+                        bool helper = is_helper(pid);
                         char uid[128];
                         uid_line(pid, uid, sizeof uid);
-                        helpers++;
-                        if (r == 0)
-                                seized++;
-                        printf("HELPER pid=%ld seize=%s uid=%s\n", pid, r == 0 ? "OK" : strerrorname_np(r) ?: "?",
-                               uid);
+                        int r = ptrace(PTRACE_SEIZE, pid, 0, 0) == 0 ? 0 : errno;
                         if (r == 0)
                                 release(pid);
-                        if (stop && kill((pid_t) pid, SIGSTOP) == 0) {
+                        if (!helper) {
+                                others += r == 0;
+                                (void) kill((pid_t) pid, SIGCONT);
+                                continue;
+                        }
+                        helpers++;
+                        seized += r == 0;
+                        printf("HELPER pid=%ld seize=%s uid=%s\n", pid, r == 0 ? "OK" : strerrorname_np(r) ?: "?",
+                               uid);
+                        if (stop) {
                                 printf("STOPPED pid=%ld\n", pid);
                                 stop = false;
-                        }
+                        } else
+                                (void) kill((pid_t) pid, SIGCONT);
                 }
                 seen = last;
         }
