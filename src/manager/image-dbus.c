@@ -3,6 +3,7 @@
  * image directories, so what the bus shows is what is on disk, except the usage, which needs a walk of the
  * whole tree: that comes from image-usage.c's cache (possibly stale or unknown, never walked here). */
 #include "image-dbus.h"
+#include "bus-names.h"
 #include "image.h"
 #include "image-usage.h"
 #include "log.h"
@@ -11,10 +12,6 @@
 #include "operation.h"
 #include "util.h"
 
-#define ERROR_NO_SUCH_IMAGE "org.machinemgr1.Error.NoSuchImage"
-#define ERROR_INVALID_NAME "org.machinemgr1.Error.InvalidName"
-#define ERROR_INVALID_ARGUMENT "org.machinemgr1.Error.InvalidArgument"
-#define ERROR_IMAGE_BUSY "org.machinemgr1.Error.ImageBusy"
 
 int image_bus_path(const char *name, char **ret)
 {
@@ -26,7 +23,7 @@ int image_bus_path(const char *name, char **ret)
 static int check_name(const char *name, sd_bus_error *error)
 {
         if (!machine_name_is_valid(name))
-                return sd_bus_error_setf(error, ERROR_INVALID_NAME, "Invalid image name '%s'.", name);
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_NAME, "Invalid image name '%s'.", name);
         return 0;
 }
 
@@ -37,7 +34,7 @@ static int load_image(Manager *m, const char *name, Image **ret, sd_bus_error *e
                 return r;
         r = image_load(m->image_path, name, ret);
         if (r == -ENOENT)
-                return sd_bus_error_setf(error, ERROR_NO_SUCH_IMAGE, "No image '%s'.", name);
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_IMAGE, "No image '%s'.", name);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "%s: read image: %m", name);
         return 0;
@@ -57,7 +54,7 @@ static int check_absent(Manager *m, const char *name, sd_bus_error *error)
                 return r;
         r = image_load(m->image_path, name, &i);
         if (r >= 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Image '%s' already exists.", name);
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "Image '%s' already exists.", name);
         return r == -ENOENT ? 0 : sd_bus_error_set_errnof(error, r, "%s: read image: %m", name);
 }
 
@@ -65,11 +62,11 @@ static int check_absent(Manager *m, const char *name, sd_bus_error *error)
 static int lock_image(Manager *m, const char *name, int *ret_fd, sd_bus_error *error)
 {
         if (manager_get_machine(m, name))
-                return sd_bus_error_setf(error, ERROR_IMAGE_BUSY,
+                return sd_bus_error_setf(error, MM_ERROR_IMAGE_BUSY,
                                          "Image '%s' is in use by a running machine.", name);
         int r = image_lock(m->image_path, name, ret_fd);
         if (r == -EBUSY)
-                return sd_bus_error_setf(error, ERROR_IMAGE_BUSY,
+                return sd_bus_error_setf(error, MM_ERROR_IMAGE_BUSY,
                                          "Image '%s' is locked by another operation.", name);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "%s: lock image: %m", name);
@@ -82,10 +79,10 @@ static int image_error_to_bus(int r, const char *name, const char *new_name, con
                               sd_bus_error *error)
 {
         if (r == -EEXIST)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Image '%s' already exists.",
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "Image '%s' already exists.",
                                          new_name);
         if (r == -ENOENT)
-                return sd_bus_error_setf(error, ERROR_NO_SUCH_IMAGE, "No image '%s'.", name);
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_IMAGE, "No image '%s'.", name);
         return sd_bus_error_set_errnof(error, r, "%s", e->text[0] ? e->text : strerror(-r));
 }
 
@@ -309,7 +306,7 @@ static int object_image(sd_bus_message *message_or_null, const char *path, Manag
                 path = sd_bus_message_get_path(message_or_null);
         int r = name_from_path(path, &name);
         if (r < 0)
-                return sd_bus_error_setf(error, ERROR_NO_SUCH_IMAGE, "No image at %s.", path);
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_IMAGE, "No image at %s.", path);
         return load_image(m, name, ret, error);
 }
 
@@ -389,7 +386,7 @@ static const sd_bus_vtable image_vtable[] = {
 
 int image_bus_add_objects(Manager *m, sd_bus *bus)
 {
-        int r = sd_bus_add_fallback_vtable(bus, NULL, IMAGE_PATH_PREFIX, "org.machinemgr1.Image",
+        int r = sd_bus_add_fallback_vtable(bus, NULL, IMAGE_PATH_PREFIX, MM_BUS_IMAGE_INTERFACE,
                                            image_vtable, image_object_find, m);
         if (r < 0)
                 return r;
