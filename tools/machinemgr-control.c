@@ -353,7 +353,7 @@ static int start_one(sd_bus *bus, const char *name)
         }
 
         r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0 && arg.follow && sd_bus_error_has_name(&error, "org.machinemgr1.Error.MachineExists")) {
+        if (r < 0 && arg.follow && sd_bus_error_has_name(&error, MM_ERROR_MACHINE_EXISTS)) {
                 /* machinemgr@NAME.service started for a machine that already runs (started by hand, or
                  * the service was restarted while the guest stayed up): follow that one instead of
                  * failing, so the service tracks the guest either way. */

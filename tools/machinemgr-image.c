@@ -16,7 +16,7 @@
 #include "machinemgr.h"
 #include "names.h"
 
-#define MM_IMAGE "org.machinemgr1.Image"
+#define MM_IMAGE MM_BUS_IMAGE_INTERFACE
 #ifndef MIN
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))

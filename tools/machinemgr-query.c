@@ -482,7 +482,7 @@ static int status_one(sd_bus *bus, const char *name)
         r = get_machine_properties(bus, name, &l, &error);
         if (r == -EBADMSG)
                 return r;
-        if (r < 0 && !sd_bus_error_has_names(&error, "org.machinemgr1.Error.NoSuchMachine"))
+        if (r < 0 && !sd_bus_error_has_names(&error, MM_ERROR_NO_SUCH_MACHINE))
                 return cli_bus_error(name, "failed to get status", &error, r);
         if (r >= 0) {
                 if (arg.output == OUTPUT_JSON)

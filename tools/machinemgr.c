@@ -26,14 +26,14 @@ Args arg = {
 };
 
 static const sd_bus_error_map machinemgr_errors[] = {
-        SD_BUS_ERROR_MAP("org.machinemgr1.Error.NoSuchMachine", ERRNO_NO_SUCH),
-        SD_BUS_ERROR_MAP("org.machinemgr1.Error.NoSuchImage", ERRNO_NO_SUCH),
-        SD_BUS_ERROR_MAP("org.machinemgr1.Error.InvalidName", ERRNO_INVALID),
-        SD_BUS_ERROR_MAP("org.machinemgr1.Error.InvalidArgument", ERRNO_INVALID),
-        SD_BUS_ERROR_MAP("org.machinemgr1.Error.MachineExists", EEXIST),
-        SD_BUS_ERROR_MAP("org.machinemgr1.Error.ImageBusy", EBUSY),
-        SD_BUS_ERROR_MAP("org.machinemgr1.Error.NoInit", ENOEXEC),
-        SD_BUS_ERROR_MAP("org.machinemgr1.Error.StartFailed", EIO),
+        SD_BUS_ERROR_MAP(MM_ERROR_NO_SUCH_MACHINE, ERRNO_NO_SUCH),
+        SD_BUS_ERROR_MAP(MM_ERROR_NO_SUCH_IMAGE, ERRNO_NO_SUCH),
+        SD_BUS_ERROR_MAP(MM_ERROR_INVALID_NAME, ERRNO_INVALID),
+        SD_BUS_ERROR_MAP(MM_ERROR_INVALID_ARGUMENT, ERRNO_INVALID),
+        SD_BUS_ERROR_MAP(MM_ERROR_MACHINE_EXISTS, EEXIST),
+        SD_BUS_ERROR_MAP(MM_ERROR_IMAGE_BUSY, EBUSY),
+        SD_BUS_ERROR_MAP(MM_ERROR_NO_INIT, ENOEXEC),
+        SD_BUS_ERROR_MAP(MM_ERROR_START_FAILED, EIO),
         SD_BUS_ERROR_MAP_END,
 };
 
@@ -57,9 +57,9 @@ int cli_bus_error(const char *machine, const char *what, const sd_bus_error *e, 
         if (r >= 0)
                 r = -EIO;
 
-        if (sd_bus_error_has_names(e, "org.machinemgr1.Error.NoSuchMachine"))
+        if (sd_bus_error_has_names(e, MM_ERROR_NO_SUCH_MACHINE))
                 cli_error(machine, "no such machine");
-        else if (sd_bus_error_has_names(e, "org.machinemgr1.Error.NoSuchImage"))
+        else if (sd_bus_error_has_names(e, MM_ERROR_NO_SUCH_IMAGE))
                 cli_error(machine, "no such image");
         else if (sd_bus_error_has_names(e, SD_BUS_ERROR_ACCESS_DENIED))
                 cli_error(machine, "%s: permission denied%s%s", what, e->message ? ": " : "",

@@ -8,14 +8,15 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-names.h"
 #include "settings.h"
 #include "util.h"
 
-#define MM_SERVICE "org.machinemgr1"
-#define MM_PATH "/org/machinemgr1"
-#define MM_MANAGER "org.machinemgr1.Manager"
-#define MM_MACHINE "org.machinemgr1.Machine"
-#define MM_MACHINE_PREFIX "/org/machinemgr1/machine"
+#define MM_SERVICE MM_BUS_NAME
+#define MM_PATH MM_BUS_PATH
+#define MM_MANAGER MM_BUS_MANAGER_INTERFACE
+#define MM_MACHINE MM_BUS_MACHINE_INTERFACE
+#define MM_MACHINE_PREFIX MM_BUS_MACHINE_PREFIX
 
 typedef enum OutputMode {
         OUTPUT_TABLE,

@@ -38,6 +38,35 @@ int capability_bounding_set_limit(uint64_t keep)
         return 0;
 }
 
+int capability_limit(uint64_t keep)
+{
+        int r = capability_bounding_set_limit(keep);
+        if (r < 0)
+                return r;
+
+        cap_t caps = cap_get_proc();
+        if (!caps)
+                return -errno;
+        unsigned max = cap_max_bits();
+        for (unsigned c = 0; c < max && c < 64; c++) {
+                cap_value_t v = (cap_value_t) c;
+                if (keep & CAP_BIT(c))
+                        continue;
+                if (cap_set_flag(caps, CAP_PERMITTED, 1, &v, CAP_CLEAR) < 0 ||
+                    cap_set_flag(caps, CAP_EFFECTIVE, 1, &v, CAP_CLEAR) < 0 ||
+                    cap_set_flag(caps, CAP_INHERITABLE, 1, &v, CAP_CLEAR) < 0) {
+                        r = -errno;
+                        break;
+                }
+        }
+        if (r >= 0 && cap_set_proc(caps) < 0)
+                r = -errno;
+        cap_free(caps);
+        if (r >= 0 && cap_reset_ambient() < 0)
+                r = -errno;
+        return r;
+}
+
 int capability_from_name(const char *name)
 {
         cap_value_t v;

@@ -2,15 +2,19 @@
 #include "console.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
-#include <systemd/sd-journal.h>
+#include <sys/un.h>
 #include <termios.h>
 
 #include "log.h"
+#include "names.h"
 #include "util.h"
+
+#define USEC_PER_MSEC 1000ULL
+#define USEC_PER_SEC 1000000ULL
 
 /* One journal entry per line, up to this many bytes; longer lines are split into several entries.
  * 4 KiB holds any real console line (the kernel's printk records stop at 1 KiB, systemd's status lines
@@ -19,15 +23,37 @@
 #define CONSOLE_LINE_MAX 4096u
 #define CONSOLE_RING_SIZE 64u
 /* A prompt ("login: ") never gets a newline: it is logged after this delay. */
-#define CONSOLE_PARTIAL_FLUSH_USEC (200 * 1000u)
-#define CONSOLE_PARTIAL_FLUSH_ACCURACY_USEC (50 * 1000u) /* sd-event's default would be 250 ms */
-/* Reads per wake-up before we let the event loop serve other machines; a pty read is <= 4 KiB. */
-#define CONSOLE_READ_BUDGET 64u
-/* console_flush() may run while a guest still writes: bounded (4 MiB), so a flood cannot hang us. */
-#define CONSOLE_FLUSH_BUDGET 1024u
+#define CONSOLE_PARTIAL_FLUSH_USEC (200 * USEC_PER_MSEC)
+#define CONSOLE_PARTIAL_FLUSH_ACCURACY_USEC (50 * USEC_PER_MSEC) /* sd-event's default would be 250 ms */
 
+/* What one guest may put in the journal: each guest gets what journald gives each service by default
+ * (RateLimitIntervalSec=30s, RateLimitBurst=10000), which is also what an nspawn container gets, its
+ * console being its service's stdout. A booting distribution writes a few hundred lines, a chatty
+ * foreground Command= a few lines a second: both fit. The byte bound (average 400 bytes a line) keeps a
+ * flood of 4 KiB pieces from writing 40 MiB per interval. Past either, lines are counted, not logged,
+ * and one "N console lines suppressed" entry says so when the interval ends. */
+#define CONSOLE_RATELIMIT_INTERVAL_USEC (30 * USEC_PER_SEC)
+#define CONSOLE_RATELIMIT_LINES 10000u
+#define CONSOLE_RATELIMIT_BYTES (4u * 1024 * 1024)
+
+/* Bytes read from one console per dispatch before the loop serves everyone else: a busy console costs
+ * other clients at most this much work (well under a millisecond) at a time. */
+#define CONSOLE_READ_BUDGET (64u * 1024)
+/* A guest over its journal limit is read one budget per this slot (640 KiB/s): what it writes then
+ * goes only to attached clients and the status ring, and a flood must not cost the daemon a whole CPU.
+ * The guest's writes block meanwhile, as on a slow serial line; nothing is lost. */
+#define CONSOLE_PACE_USEC (100 * USEC_PER_MSEC)
+/* console_flush() may run while a guest still writes: bounded, so a flood cannot hang us. */
+#define CONSOLE_FLUSH_BUDGET (1024u * 1024)
+/* Without a journal (not started yet, or restarting), reconnecting is tried at most this often. */
+#define CONSOLE_JOURNAL_RETRY_USEC (1 * USEC_PER_SEC)
+
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
 #define MESSAGE_PREFIX "MESSAGE="
 #define MESSAGE_PREFIX_LEN (sizeof(MESSAGE_PREFIX) - 1)
+/* The fields after MESSAGE, each "NAME=value\n": PRIORITY, MACHINEMGR_MACHINE, SYSLOG_IDENTIFIER,
+ * OBJECT_PID. */
+#define CONSOLE_FIELDS_MAX (32 + 2 * (32 + MACHINE_NAME_MAX) + 32)
 
 typedef struct ConsoleClient ConsoleClient;
 struct ConsoleClient {
@@ -47,16 +73,42 @@ struct Console {
         sd_event_source *master_source;
         sd_event_source *flush_timer;
         sd_event_source *more_source; /* read budget exhausted: continue on the next loop iteration */
+        sd_event_source *pace_timer;  /* over the limit: continue at the next pace slot */
+        uint64_t pace_begin;          /* over the limit: the current slot of CONSOLE_PACE_USEC … */
+        size_t pace_bytes;            /* … and what was read in it */
 
         char *field_machine;    /* "MACHINEMGR_MACHINE=NAME" */
         char *field_identifier; /* "SYSLOG_IDENTIFIER=NAME" */
         char field_pid[32];     /* "OBJECT_PID=N" */
 
-        /* "MESSAGE=" followed by the line being assembled, so one iovec carries the whole field. */
-        char message[MESSAGE_PREFIX_LEN + CONSOLE_LINE_MAX];
+        /* Read from the master, not yet cut into lines (the journal was full). */
+        char read_buf[CONSOLE_LINE_MAX];
+        size_t read_pos, read_end;
+
+        /* "MESSAGE=" followed by the line being assembled; when the line is complete the other fields
+         * are appended after it, so the buffer is the whole datagram of the journal's native protocol. */
+        char message[MESSAGE_PREFIX_LEN + CONSOLE_LINE_MAX + 1 + CONSOLE_FIELDS_MAX];
         size_t line_len;
         bool line_continued; /* the current line's start was already sent (split or partial flush) */
+
+        /* The journal's native socket, connected so that a full journald makes it non-writable (EPOLLOUT
+         * then says when to go on) instead of blocking the loop as sd_journal_sendv() would. */
+        int journal_fd;
+        sd_event_source *journal_source;
+        size_t pending_len;          /* message[0, pending_len) is a datagram the journal had no room for */
+        uint64_t journal_retry_usec; /* no journal: the next connect attempt */
         bool journal_failed;
+        bool flushing;       /* console_flush(): no waiting for the journal, lines it has no room for are lost */
+        unsigned flush_lost; /* … this many */
+
+        /* The rate limit's interval, like journald's per service. */
+        sd_event_source *ratelimit_timer;
+        uint64_t rl_begin;
+        unsigned rl_lines;
+        size_t rl_bytes;
+        uint64_t rl_suppressed, rl_suppressed_bytes;
+        /* An ended interval's count whose entry the journal had no room for yet. */
+        uint64_t notice_lines, notice_bytes;
 
         char *ring[CONSOLE_RING_SIZE];
         unsigned ring_next, ring_count;
@@ -67,15 +119,17 @@ struct Console {
         size_t input_len;
 };
 
-static int console_on_master(sd_event_source *s, int fd, uint32_t revents, void *userdata);
-
 static int console_alloc(sd_event *e, const char *machine_name, int master_fd, Console **ret)
 {
+        /* The journal datagram has room for names of valid length only. */
+        if (strlen(machine_name) > MACHINE_NAME_MAX)
+                return -EINVAL;
         Console *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
 
         c->master_fd = master_fd;
+        c->journal_fd = -1;
         c->event = sd_event_ref(e);
         memcpy(c->message, MESSAGE_PREFIX, MESSAGE_PREFIX_LEN);
         c->machine = strdup(machine_name);
@@ -207,25 +261,184 @@ static void console_ring_push(Console *c, const char *line, size_t len)
                 c->ring_count++;
 }
 
-static void console_send(Console *c, size_t len)
+/* ---- the journal's native protocol, non-blocking ---- */
+
+static int console_on_journal(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+static void console_journal_close(Console *c)
 {
-        struct iovec iov[5];
-        unsigned n = 0;
+        c->journal_source = sd_event_source_disable_unref(c->journal_source);
+        c->journal_fd = safe_close(c->journal_fd);
+}
 
-        iov[n++] = (struct iovec){c->message, MESSAGE_PREFIX_LEN + len};
-        iov[n++] = (struct iovec){(char *)"PRIORITY=6", strlen("PRIORITY=6")};
-        iov[n++] = (struct iovec){c->field_machine, strlen(c->field_machine)};
-        iov[n++] = (struct iovec){c->field_identifier, strlen(c->field_identifier)};
-        if (c->field_pid[0])
-                iov[n++] = (struct iovec){c->field_pid, strlen(c->field_pid)};
+static int console_journal_open(Console *c)
+{
+        if (c->journal_fd >= 0)
+                return 0;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        if (now < c->journal_retry_usec)
+                return -ENOTCONN;
+        c->journal_retry_usec = now + CONSOLE_JOURNAL_RETRY_USEC;
 
-        int r = sd_journal_sendv(iov, n);
-        /* Warn once: with the journal gone, every console line would repeat the same message. */
-        if (r < 0 && !c->journal_failed)
-                log_machine_warning_errno(c->machine, r, "send console line to journal: %m");
-        c->journal_failed = r < 0;
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return negative_errno();
+        static const struct sockaddr_un sa = {.sun_family = AF_UNIX, .sun_path = JOURNAL_SOCKET};
+        if (connect(fd, (const struct sockaddr *)&sa, sizeof sa) < 0)
+                /* No journald (yet): lines are lost, as sd_journal_sendv() loses them. */
+                return negative_errno();
 
+        int r = sd_event_add_io(c->event, &c->journal_source, fd, EPOLLOUT, console_on_journal, c);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_description(c->journal_source, "console-journal");
+        (void)sd_event_source_set_enabled(c->journal_source, SD_EVENT_OFF);
+        c->journal_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Sends one datagram. 0: sent, or lost because there is no journal to send it to; -EAGAIN: the journal
+ * has no room now (c->journal_source, enabled, says when it has). */
+static int console_journal_write(Console *c, const char *buf, size_t len)
+{
+        for (unsigned attempt = 0; attempt < 2; attempt++) {
+                int r = console_journal_open(c);
+                if (r < 0)
+                        return 0;
+                if (send(c->journal_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
+                        c->journal_failed = false;
+                        return 0;
+                }
+                r = negative_errno();
+                if (r == -EAGAIN) {
+                        (void)sd_event_source_set_enabled(c->journal_source, SD_EVENT_ON);
+                        return r;
+                }
+                console_journal_close(c);
+                /* journald restarted: the path has a new socket, ours points at the old one. */
+                if (r == -ECONNREFUSED || r == -ENOTCONN || r == -EPIPE) {
+                        c->journal_retry_usec = 0;
+                        continue;
+                }
+                /* Warn once: with the journal broken, every console line would repeat the same message. */
+                if (!c->journal_failed)
+                        log_machine_warning_errno(c->machine, r, "send console line to journal: %m");
+                c->journal_failed = true;
+                return 0;
+        }
+        return 0;
+}
+
+/* "N console lines suppressed", like journald's "Suppressed N messages from UNIT", as the daemon's own
+ * message about the machine. Kept in notice_lines until the journal takes it. */
+static int console_send_notice(Console *c)
+{
+        if (c->notice_lines == 0)
+                return 0;
+        char buf[512 + 3 * MACHINE_NAME_MAX];
+        int k = snprintf(buf, sizeof buf,
+                         MESSAGE_PREFIX "%s: %" PRIu64 " console lines suppressed (%" PRIu64 " bytes): more than "
+                                        "%u lines or %u MiB in %llu s\n"
+                                        "PRIORITY=%d\nN_DROPPED=%" PRIu64 "\n%s\nSYSLOG_IDENTIFIER=%s\n%s%s",
+                         c->machine, c->notice_lines, c->notice_bytes, CONSOLE_RATELIMIT_LINES,
+                         CONSOLE_RATELIMIT_BYTES >> 20, CONSOLE_RATELIMIT_INTERVAL_USEC / USEC_PER_SEC,
+                         LOG_WARNING, c->notice_lines, c->field_machine, program_invocation_short_name,
+                         c->field_pid, c->field_pid[0] ? "\n" : "");
+        if (k < 0 || (size_t)k >= sizeof buf)
+                return 0;
+        int r = console_journal_write(c, buf, (size_t)k);
+        if (r < 0 && !c->flushing)
+                return r;
+        c->notice_lines = c->notice_bytes = 0;
+        return 0;
+}
+
+/* ---- the per-guest rate limit ---- */
+
+static void console_ratelimit_restart(Console *c, uint64_t now)
+{
+        c->notice_lines += c->rl_suppressed;
+        c->notice_bytes += c->rl_suppressed_bytes;
+        c->rl_suppressed = c->rl_suppressed_bytes = 0;
+        c->rl_begin = now;
+        c->rl_lines = 0;
+        c->rl_bytes = 0;
+        if (c->ratelimit_timer)
+                (void)sd_event_source_set_enabled(c->ratelimit_timer, SD_EVENT_OFF);
+        /* After a datagram the journal has no room for, the notice goes next (console_on_journal). */
+        if (c->pending_len == 0)
+                (void)console_send_notice(c);
+}
+
+static int console_on_ratelimit_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        console_ratelimit_restart(userdata, usec);
+        return 0;
+}
+
+static void console_ratelimit_arm(Console *c)
+{
+        uint64_t end = c->rl_begin + CONSOLE_RATELIMIT_INTERVAL_USEC;
+        int r = c->ratelimit_timer ? sd_event_source_set_time(c->ratelimit_timer, end)
+                                   : sd_event_add_time(c->event, &c->ratelimit_timer, CLOCK_MONOTONIC, end,
+                                                       USEC_PER_SEC, console_on_ratelimit_timer, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->ratelimit_timer, SD_EVENT_ONESHOT);
+        /* Without the timer the count is reported with the first line after the interval. */
+        if (r < 0)
+                log_machine_debug(c->machine, "arm console rate limit timer: %s", strerror(-r));
+}
+
+/* Whether a journal entry of len bytes is within the guest's budget; counts it either way. */
+static bool console_ratelimit_pass(Console *c, size_t len)
+{
+        uint64_t now;
+        if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
+                now = now_usec(CLOCK_MONOTONIC);
+        if (now >= c->rl_begin + CONSOLE_RATELIMIT_INTERVAL_USEC)
+                console_ratelimit_restart(c, now);
+        if (c->rl_lines < CONSOLE_RATELIMIT_LINES && c->rl_bytes + len <= CONSOLE_RATELIMIT_BYTES) {
+                c->rl_lines++;
+                c->rl_bytes += len;
+                return true;
+        }
+        if (c->rl_suppressed++ == 0)
+                console_ratelimit_arm(c);
+        c->rl_suppressed_bytes += len;
+        return false;
+}
+
+static bool console_over_limit(Console *c)
+{
+        return c->rl_suppressed > 0;
+}
+
+/* ---- lines ---- */
+
+/* Completes the datagram in c->message (the fields after the line) and sends it. -EAGAIN: it stays in
+ * c->message (pending_len) until the journal has room; nothing else may touch c->message until then. */
+static int console_send(Console *c, size_t len)
+{
         console_ring_push(c, c->message + MESSAGE_PREFIX_LEN, len);
+        if (!console_ratelimit_pass(c, len))
+                return 0;
+
+        char *p = c->message + MESSAGE_PREFIX_LEN + len;
+        p = stpcpy(p, "\nPRIORITY=6\n");
+        p = stpcpy(stpcpy(p, c->field_machine), "\n");
+        p = stpcpy(stpcpy(p, c->field_identifier), "\n");
+        if (c->field_pid[0])
+                p = stpcpy(stpcpy(p, c->field_pid), "\n");
+
+        size_t n = (size_t)(p - c->message);
+        int r = console_journal_write(c, c->message, n);
+        if (r < 0 && c->flushing) {
+                c->flush_lost++;
+                return 0;
+        }
+        if (r < 0)
+                c->pending_len = n;
+        return r;
 }
 
 /* The flush delay counts from the first byte of the line now being assembled. */
@@ -235,28 +448,31 @@ static void console_disarm_flush(Console *c)
                 (void)sd_event_source_set_enabled(c->flush_timer, SD_EVENT_OFF);
 }
 
-static void console_emit_line(Console *c)
+static int console_emit_line(Console *c)
 {
         size_t len = c->line_len;
+        int r = 0;
         /* The tty's ONLCR (and guests writing "\r\n") leave carriage returns that mean nothing here. */
         while (len > 0 && c->message[MESSAGE_PREFIX_LEN + len - 1] == '\r')
                 len--;
         /* A newline right after a split or a flushed partial line ends that line, it is no empty line. */
         if (len > 0 || !c->line_continued)
-                console_send(c, len);
+                r = console_send(c, len);
         c->line_len = 0;
         c->line_continued = false;
         console_disarm_flush(c);
+        return r;
 }
 
-static void console_emit_piece(Console *c)
+static int console_emit_piece(Console *c)
 {
         if (c->line_len == 0)
-                return;
-        console_send(c, c->line_len);
+                return 0;
+        int r = console_send(c, c->line_len);
         c->line_len = 0;
         c->line_continued = true;
         console_disarm_flush(c);
+        return r;
 }
 
 static void console_arm_flush(Console *c)
@@ -267,38 +483,42 @@ static void console_arm_flush(Console *c)
         (void)sd_event_source_get_enabled(c->flush_timer, &enabled);
         /* Armed by the first byte of a partial line, not re-armed per byte: a slow trickle of output
          * still reaches the journal within the delay. */
-        if (c->line_len == 0 || enabled != SD_EVENT_OFF)
+        if (c->line_len == 0 || enabled != SD_EVENT_OFF || c->pending_len > 0)
                 return;
         if (sd_event_source_set_time_relative(c->flush_timer, CONSOLE_PARTIAL_FLUSH_USEC) < 0 ||
             sd_event_source_set_enabled(c->flush_timer, SD_EVENT_ONESHOT) < 0)
-                console_emit_piece(c); /* no timer: better an early piece than a late line */
+                (void)console_emit_piece(c); /* no timer: better an early piece than a late line */
 }
 
-static void console_consume(Console *c, const char *buf, size_t n)
+/* Cuts what was read into lines and pieces. -EAGAIN: the journal is full, the rest waits in read_buf. */
+static int console_consume(Console *c)
 {
-        while (n > 0) {
+        while (c->read_pos < c->read_end) {
+                const char *buf = c->read_buf + c->read_pos;
+                size_t n = c->read_end - c->read_pos;
                 size_t room = CONSOLE_LINE_MAX - c->line_len;
                 const char *nl = memchr(buf, '\n', n);
                 size_t take = nl ? (size_t)(nl - buf) : n;
+                int r = 0;
 
                 if (take >= room) {
                         memcpy(c->message + MESSAGE_PREFIX_LEN + c->line_len, buf, room);
                         c->line_len += room;
-                        console_emit_piece(c);
-                        buf += room;
-                        n -= room;
-                        continue;
+                        c->read_pos += room;
+                        r = console_emit_piece(c);
+                } else {
+                        memcpy(c->message + MESSAGE_PREFIX_LEN + c->line_len, buf, take);
+                        c->line_len += take;
+                        c->read_pos += take;
+                        if (nl) {
+                                c->read_pos++;
+                                r = console_emit_line(c);
+                        }
                 }
-                memcpy(c->message + MESSAGE_PREFIX_LEN + c->line_len, buf, take);
-                c->line_len += take;
-                buf += take;
-                n -= take;
-                if (nl) {
-                        console_emit_line(c);
-                        buf++;
-                        n--;
-                }
+                if (r < 0)
+                        return r;
         }
+        return 0;
 }
 
 static ConsoleClient *console_client_free(ConsoleClient *cl)
@@ -337,13 +557,25 @@ static void console_clients_write(Console *c, const char *buf, size_t n)
         }
 }
 
-/* Returns 1 when the read budget ran out with data left, 0 when drained. */
-static int console_read_master(Console *c, unsigned budget)
-{
-        char buf[CONSOLE_LINE_MAX];
+enum {
+        CONSOLE_DRAINED, /* nothing more to read for now */
+        CONSOLE_MORE,    /* the budget ran out with data left */
+        CONSOLE_BLOCKED, /* the journal is full */
+};
 
-        for (unsigned i = 0; i < budget; i++) {
-                ssize_t n = read(c->master_fd, buf, sizeof buf);
+/* Reads up to budget bytes (a little more: whole reads), adding what it read to *done. */
+static int console_read_master(Console *c, size_t budget, size_t *done)
+{
+        size_t start = *done;
+
+        for (;;) {
+                /* What an earlier call read but could not log goes first. */
+                if (console_consume(c) < 0)
+                        return CONSOLE_BLOCKED;
+                if (*done - start >= budget)
+                        return CONSOLE_MORE;
+
+                ssize_t n = read(c->master_fd, c->read_buf, sizeof c->read_buf);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -351,32 +583,121 @@ static int console_read_master(Console *c, unsigned budget)
                          * it). The master is edge-triggered, so this does not spin: the next wake-up
                          * comes when the guest writes again. */
                         if (errno == EAGAIN || errno == EIO)
-                                return 0;
+                                return CONSOLE_DRAINED;
                         return negative_errno();
                 }
                 if (n == 0)
-                        return 0;
-                console_consume(c, buf, (size_t)n);
-                console_clients_write(c, buf, (size_t)n);
+                        return CONSOLE_DRAINED;
+                c->read_pos = 0;
+                c->read_end = (size_t)n;
+                *done += (size_t)n;
+                console_clients_write(c, c->read_buf, (size_t)n);
         }
-        return 1;
 }
+
+static void console_process(Console *c);
 
 static int console_on_more(sd_event_source *s, void *userdata)
 {
-        Console *c = userdata;
-        return console_on_master(c->master_source, c->master_fd, EPOLLIN, c);
+        console_process(userdata);
+        return 0;
 }
 
+static bool console_pacing(Console *c)
+{
+        int enabled = SD_EVENT_OFF;
+        if (c->pace_timer)
+                (void)sd_event_source_get_enabled(c->pace_timer, &enabled);
+        return enabled != SD_EVENT_OFF;
+}
+
+static int console_on_pace(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        console_process(userdata);
+        return 0;
+}
+
+/* What may be read now: the dispatch budget, or while the guest is over its journal limit what is left
+ * of the current pace slot's (0: wait for the next slot). */
+static size_t console_allowance(Console *c)
+{
+        if (!console_over_limit(c))
+                return CONSOLE_READ_BUDGET;
+        uint64_t now;
+        if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
+                now = now_usec(CLOCK_MONOTONIC);
+        if (now >= c->pace_begin + CONSOLE_PACE_USEC) {
+                c->pace_begin = now;
+                c->pace_bytes = 0;
+        }
+        return c->pace_bytes < CONSOLE_READ_BUDGET ? CONSOLE_READ_BUDGET - c->pace_bytes : 0;
+}
+
+/* Continues on the next loop iteration, or when over the limit at the next pace slot. */
 static void console_schedule_more(Console *c)
 {
-        int r = c->more_source ? 0 : sd_event_add_defer(c->event, &c->more_source, console_on_more, c);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(c->more_source, SD_EVENT_ONESHOT);
-        if (r < 0)
-                /* Without the deferred continuation data would sit unread on an edge-triggered fd until
-                 * the guest writes again, so take a big bite now instead. */
-                (void)console_read_master(c, CONSOLE_FLUSH_BUDGET);
+        int r;
+        if (console_over_limit(c)) {
+                uint64_t next = c->pace_begin + CONSOLE_PACE_USEC;
+                r = c->pace_timer ? sd_event_source_set_time(c->pace_timer, next)
+                                  : sd_event_add_time(c->event, &c->pace_timer, CLOCK_MONOTONIC, next,
+                                                      10 * USEC_PER_MSEC, console_on_pace, c);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->pace_timer, SD_EVENT_ONESHOT);
+        } else {
+                r = c->more_source ? 0 : sd_event_add_defer(c->event, &c->more_source, console_on_more, c);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->more_source, SD_EVENT_ONESHOT);
+        }
+        if (r < 0) {
+                /* Without the continuation data would sit unread on an edge-triggered fd until the guest
+                 * writes again, so take a big bite now instead. */
+                size_t done = 0;
+                (void)console_read_master(c, CONSOLE_FLUSH_BUDGET, &done);
+        }
+}
+
+/* Reads and logs what the budget allows, unless the journal is full or the guest's pace says wait. */
+static void console_process(Console *c)
+{
+        if (c->pending_len > 0 || console_pacing(c))
+                return;
+        size_t allowance = console_allowance(c);
+        if (allowance == 0) {
+                /* The master is edge-triggered: what is not read now is read at the next slot. */
+                console_schedule_more(c);
+                return;
+        }
+        size_t done = 0;
+        int r = console_read_master(c, allowance, &done);
+        if (console_over_limit(c))
+                c->pace_bytes += done;
+        if (r < 0) {
+                log_machine_error_errno(c->machine, r, "read console: %m");
+                (void)sd_event_source_set_enabled(c->master_source, SD_EVENT_OFF);
+                (void)console_emit_piece(c);
+                return;
+        }
+        if (r == CONSOLE_MORE)
+                console_schedule_more(c);
+        console_arm_flush(c);
+}
+
+static int console_on_journal(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        Console *c = userdata;
+
+        if (c->pending_len > 0) {
+                if (console_journal_write(c, c->message, c->pending_len) < 0)
+                        return 0;
+                c->pending_len = 0;
+        }
+        if (console_send_notice(c) < 0)
+                return 0;
+        if (c->journal_source)
+                (void)sd_event_source_set_enabled(c->journal_source, SD_EVENT_OFF);
+        console_process(c);
+        return 0;
 }
 
 static void console_clients_pause(Console *c, bool pause)
@@ -419,23 +740,16 @@ static int console_on_master(sd_event_source *s, int fd, uint32_t revents, void 
 
         if (revents & EPOLLOUT)
                 console_write_input(c);
-
-        int r = console_read_master(c, CONSOLE_READ_BUDGET);
-        if (r < 0) {
-                log_machine_error_errno(c->machine, r, "read console: %m");
-                (void)sd_event_source_set_enabled(c->master_source, SD_EVENT_OFF);
-                console_emit_piece(c);
-                return 0;
-        }
-        if (r > 0)
-                console_schedule_more(c);
-        console_arm_flush(c);
+        console_process(c);
         return 0;
 }
 
 static int console_on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-        console_emit_piece(userdata);
+        Console *c = userdata;
+        /* A full journal: console_process() re-arms the delay once it has room again. */
+        if (c->pending_len == 0)
+                (void)console_emit_piece(c);
         return 0;
 }
 
@@ -531,10 +845,27 @@ void console_flush(Console *c)
 {
         if (!c || c->master_fd < 0)
                 return;
-        int r = console_read_master(c, CONSOLE_FLUSH_BUDGET);
+        /* The machine is going away: no waiting for the journal, what it has no room for is lost. */
+        c->flushing = true;
+        if (c->pending_len > 0 && console_journal_write(c, c->message, c->pending_len) < 0)
+                c->flush_lost++;
+        c->pending_len = 0;
+        (void)console_send_notice(c);
+        size_t done = 0;
+        int r = console_read_master(c, CONSOLE_FLUSH_BUDGET, &done);
         if (r < 0)
                 log_machine_warning_errno(c->machine, r, "read console: %m");
-        console_emit_piece(c);
+        (void)console_emit_piece(c);
+        c->flushing = false;
+        if (c->journal_source)
+                (void)sd_event_source_set_enabled(c->journal_source, SD_EVENT_OFF);
+        if (c->flush_lost > 0)
+                log_machine_warning_errno(c->machine, EAGAIN, "%u console lines lost, the journal had no room: %m",
+                                          c->flush_lost);
+        c->flush_lost = 0;
+        /* After a reboot the console goes on; what the budget left goes in the next iteration. */
+        if (r == CONSOLE_MORE)
+                console_schedule_more(c);
 }
 
 Console *console_free(Console *c)
@@ -546,6 +877,9 @@ Console *console_free(Console *c)
         sd_event_source_disable_unref(c->master_source);
         sd_event_source_disable_unref(c->flush_timer);
         sd_event_source_disable_unref(c->more_source);
+        sd_event_source_disable_unref(c->pace_timer);
+        sd_event_source_disable_unref(c->ratelimit_timer);
+        console_journal_close(c);
         safe_close(c->master_fd);
         sd_event_unref(c->event);
         for (unsigned i = 0; i < CONSOLE_RING_SIZE; i++)

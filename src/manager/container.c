@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <pthread.h>
@@ -26,6 +27,8 @@
 #include "util.h"
 
 #define GUEST_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* A guest's /etc/passwd or /etc/group is read whole; beyond this (some 50,000 accounts) it is refused. */
+#define GUEST_ACCOUNTS_MAX (4U * 1024U * 1024U)
 
 /* Sync socket messages from child to parent: the errno as an int32_t, then "step: strerror". */
 typedef struct SyncError {
@@ -65,9 +68,14 @@ static void kill_and_reap(int pidfd)
 
 static struct rlimit guest_nofile = {.rlim_cur = RLIM_INFINITY}; /* rlim_cur infinity: leave alone */
 
-void container_set_guest_nofile(const struct rlimit *rl)
+void container_set_guest_nofile(const struct rlimit *original)
 {
-        guest_nofile = *rl;
+        guest_nofile = *original;
+        /* A daemon started with a high soft limit (its unit's LimitNOFILE=N sets both) cannot tell what
+         * its guests should have had: they get the soft limit systemd gives what it starts, FD_SETSIZE,
+         * which select() still needs; the hard limit stays, for whoever wants more. */
+        if (guest_nofile.rlim_cur > FD_SETSIZE)
+                guest_nofile.rlim_cur = FD_SETSIZE;
 }
 
 /* The daemon blocks the signals sd-event handles and may ignore others, and runs with a raised fd limit;
@@ -271,10 +279,16 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd, char **en
         if (r < 0)
                 child_fail(sync_fd, "drop capabilities", r);
 
-        /* Last before exec: from here on, our own set-up calls would be filtered too. */
-        r = seccomp_policy_apply(c->syscall_filter, &bad);
+        /* Last before exec: from here on, our own set-up calls would be filtered too. The filter's reboot(2)
+         * listener goes to the daemon (reboot-watch.h), queued ahead of the EOF our exec makes. */
+        int listener = -1;
+        r = seccomp_policy_apply_watching_reboot(c->syscall_filter, &listener, &bad);
         if (r < 0)
                 child_fail(sync_fd, bad ? "seccomp: unknown system call" : "load seccomp filter", r);
+        r = send_sync(sync_fd, "w", &listener, 1);
+        if (r < 0)
+                child_fail(sync_fd, "hand over the reboot listener", r);
+        safe_close(listener);
 
         if (c->exec_fd >= 0)
                 syscall(SYS_execveat, c->exec_fd, "", c->argv, env, AT_EMPTY_PATH);
@@ -323,15 +337,35 @@ static int spawn_userns(const ContainerConfig *c, pid_t pid, int *tree_fds, cons
         return 0;
 }
 
+/* The daemon's oom_score_adj (OOMScoreAdjust= of its unit) protects the daemon, not its guests. Written by
+ * a process with CAP_SYS_RESOURCE, so 0 is the floor too: a guest cannot lower it again. For the child of
+ * the shared-memory spawn this touches the child alone: the kernel skips a task in vfork (CLONE_VFORK,
+ * vfork_done set) when it hands a new value on to the processes sharing its memory (__set_oom_adj). */
+static int oom_score_adj_reset(const char *path)
+{
+        return write_string_file(path, "0");
+}
+
+static int oom_score_adj_reset_pid(pid_t pid)
+{
+        char p[64];
+
+        snprintf(p, sizeof(p), "/proc/%d/oom_score_adj", (int) pid);
+        return oom_score_adj_reset(p);
+}
+
 /* The parent's steps while the child waits: maps and idmapped trees, "m", pre_start (cgroups,
  * network), "g". tree->fds are the parent's copies of the trees, closed by the caller. */
 static int spawn_parent_steps(const ContainerConfig *c, pid_t pid, int parent_fd, GoFds *tree, const char **ret_step)
 {
         int r = 0;
 
-        *ret_step = "sync";
-        if (c->uid_range > 0)
+        *ret_step = "reset oom_score_adj";
+        r = oom_score_adj_reset_pid(pid);
+        if (r >= 0 && c->uid_range > 0) {
+                *ret_step = "sync";
                 r = spawn_userns(c, pid, tree->fds, ret_step);
+        }
         if (r >= 0)
                 r = send_sync(parent_fd, "m", tree->fds, tree->n);
         if (r >= 0 && c->pre_start) {
@@ -591,20 +625,56 @@ int container_send_go(int sync_fd)
         return send_sync(sync_fd, "g", NULL, 0);
 }
 
+static ssize_t recv_sync(int sync_fd, SyncError *e, int *ret_fd)
+{
+        struct iovec iov = { .iov_base = e, .iov_len = sizeof(*e) };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control) };
+
+        *ret_fd = -1;
+        ssize_t n = recvmsg(sync_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return -errno;
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
+        if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+            cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
+                memcpy(ret_fd, CMSG_DATA(cmsg), sizeof(int));
+        return n;
+}
+
 int container_sync_read(int sync_fd, char **ret_error)
 {
+        int r = container_sync_read_full(sync_fd, ret_error, NULL);
+        return r == 2 ? 1 : r; /* a listener nobody asked for: closed, still waiting */
+}
+
+int container_sync_read_full(int sync_fd, char **ret_error, int *ret_listener)
+{
         SyncError e;
-        ssize_t n = recv(sync_fd, &e, sizeof(e), MSG_DONTWAIT);
+        int fd;
+        ssize_t n = recv_sync(sync_fd, &e, &fd);
 
         /* A child that exits with our "g" unread resets the connection; the error is reported once,
          * and what the child said before it is still queued behind it. */
-        if (n < 0 && errno == ECONNRESET)
-                n = recv(sync_fd, &e, sizeof(e), MSG_DONTWAIT);
+        if (n == -ECONNRESET)
+                n = recv_sync(sync_fd, &e, &fd);
 
         if (n < 0)
-                return errno == EAGAIN ? 1 : -errno;
+                return n == -EAGAIN ? 1 : (int) n;
         if (n == 0)
                 return 0;
+        if (n == 1 && *(const char *) &e == 'w' && fd >= 0) {
+                if (ret_listener) {
+                        safe_close(*ret_listener);
+                        *ret_listener = fd;
+                } else
+                        safe_close(fd);
+                return 2;
+        }
+        safe_close(fd);
         if ((size_t) n <= offsetof(SyncError, text) || e.error <= 0) {
                 if (ret_error)
                         *ret_error = strdup("sync: malformed message from the container");
@@ -660,24 +730,123 @@ int container_find_init(const char *root, char **ret_path)
         return -ENOENT;
 }
 
+/* ---- processes that touch a running guest: shell sessions, the os-release reader ---- */
+
+/* Closes every fd >= 3 except those in keep (-1 entries ignored). */
+static void close_all_fds_except(const int *keep, size_t n)
+{
+        unsigned next = 3;
+
+        for (;;) {
+                unsigned lowest = UINT_MAX;
+                for (size_t i = 0; i < n; i++)
+                        if (keep[i] >= 0 && (unsigned) keep[i] >= next && (unsigned) keep[i] < lowest)
+                                lowest = (unsigned) keep[i];
+                if (lowest == UINT_MAX) {
+                        (void) syscall(SYS_close_range, next, ~0U, 0U);
+                        return;
+                }
+                if (lowest > next)
+                        (void) syscall(SYS_close_range, next, lowest - 1, 0U);
+                next = lowest + 1;
+        }
+}
+
+/* First thing in every process of ours that will touch a guest: not dumpable, so that the guest's root —
+ * which holds CAP_SYS_PTRACE in the user namespace such a process joins — can neither ptrace it nor open
+ * its /proc files (runc's CVE-2016-9962, lxc-attach); then nothing of the daemon's but keep (which may
+ * include 0-2). The command a shell session execs becomes dumpable again; it is then the guest's own. */
+static void guest_toucher_init(const int *keep, size_t n)
+{
+        (void) prctl(PR_SET_DUMPABLE, 0);
+        close_all_fds_except(keep, n);
+}
+
+int container_open_root(pid_t leader, int leader_pidfd)
+{
+        char p[64];
+
+        if (leader <= 0 || leader_pidfd < 0)
+                return -ESRCH;
+        snprintf(p, sizeof(p), "/proc/%d/root", (int) leader);
+        _cleanup_close_ int fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        /* The pid is still our leader's: it was alive after the open. */
+        if (syscall(SYS_pidfd_send_signal, leader_pidfd, 0, NULL, 0) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
 /* ---- entering a running container ---- */
 
 typedef struct GuestUser {
         uid_t uid;
         gid_t gid;
         char *name, *home, *shell;
+        gid_t groups[NGROUPS_MAX];
+        size_t n_groups;
 } GuestUser;
 
+/* What a helper waits for at most while it reads the guest's files: they are opened non-blocking and
+ * type-checked, but a FUSE or NFS mount of the guest's can still stall a read. */
+#define ENTER_FILES_TIMEOUT_SEC 10
+
+static void on_enter_files_timeout(int sig)
+{
+        static const char msg[] = "machinemgr: reading the guest's /etc/passwd and /etc/group timed out\n";
+
+        (void) !write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        _exit(EXIT_FAILURE);
+}
+
+/* The guest's /etc/passwd or /etc/group, as a stream over a bounded copy: read as the guest's root,
+ * through the guest's root directory, only if it is a regular file of at most GUEST_ACCOUNTS_MAX. */
+static int open_guest_accounts(int proc_fd, const char *path, FILE **ret)
+{
+        _cleanup_close_ int fd = guest_open(proc_fd, AT_FDCWD, path, O_RDONLY, 0);
+        _cleanup_free_ char *buf = NULL;
+        size_t size;
+
+        if (fd < 0)
+                return fd;
+        int r = read_fd_bounded(fd, GUEST_ACCOUNTS_MAX, &buf, &size);
+        if (r < 0)
+                return r;
+        FILE *f = fmemopen(NULL, size + 1, "w+e");
+        if (!f)
+                return -errno;
+        if (fwrite(buf, 1, size, f) != size || fseek(f, 0, SEEK_SET) < 0) {
+                fclose(f);
+                return -EIO;
+        }
+        *ret = f;
+        return 0;
+}
+
+static void warn_guest_file(const char *path, int r, const char *what)
+{
+        dprintf(STDERR_FILENO, "machinemgr: the guest's %s: %s; %s\n", path, guest_open_strerror(r), what);
+}
+
 /* Reads the guest's /etc/passwd directly: getpwnam() would consult the guest's nsswitch.conf and could
- * dlopen() the guest's NSS modules into a process holding host privileges. */
-static int guest_user_lookup(const char *user, GuestUser *ret)
+ * dlopen() the guest's NSS modules into a process of ours. A passwd file that cannot be used (not a
+ * regular file, too large, unreadable) is an error for anyone but root, who is entered with root's
+ * defaults — so that an admin can still get into a guest whose passwd is broken, and mend it. */
+static int guest_user_lookup(int proc_fd, const char *user, GuestUser *ret)
 {
         bool is_root = !user || streq(user, "root") || streq(user, "0");
         unsigned uid;
         bool by_uid = user && safe_atou(user, &uid) >= 0;
         struct passwd *pw;
+        _cleanup_fclose_ FILE *f = NULL;
 
-        _cleanup_fclose_ FILE *f = fopen("/etc/passwd", "re");
+        int r = open_guest_accounts(proc_fd, "/etc/passwd", &f);
+        if (r < 0 && r != -ENOENT) {
+                if (!is_root)
+                        return r;
+                warn_guest_file("/etc/passwd", r, "entering as root with root's defaults");
+        }
         while (f && (pw = fgetpwent(f))) {
                 if (is_root ? pw->pw_uid != 0 : by_uid ? pw->pw_uid != uid : !streq(pw->pw_name, user))
                         continue;
@@ -694,21 +863,30 @@ static int guest_user_lookup(const char *user, GuestUser *ret)
         return ret->name && ret->home && ret->shell ? 0 : -ENOMEM;
 }
 
-static int guest_user_become(const GuestUser *u)
+/* Supplementary groups from the guest's /etc/group; the same rules as for passwd (root goes on without). */
+static int guest_user_groups(int proc_fd, GuestUser *u)
 {
-        gid_t groups[NGROUPS_MAX];
-        int n = 0;
         struct group *gr;
+        _cleanup_fclose_ FILE *f = NULL;
 
-        _cleanup_fclose_ FILE *f = fopen("/etc/group", "re");
-        while (f && (gr = fgetgrent(f)) && n < NGROUPS_MAX)
+        int r = open_guest_accounts(proc_fd, "/etc/group", &f);
+        if (r < 0 && r != -ENOENT) {
+                if (u->uid != 0)
+                        return r;
+                warn_guest_file("/etc/group", r, "no supplementary groups");
+        }
+        while (f && (gr = fgetgrent(f)) && u->n_groups < NGROUPS_MAX)
                 for (char **m = gr->gr_mem; m && *m; m++)
                         if (streq(*m, u->name) && gr->gr_gid != u->gid) {
-                                groups[n++] = gr->gr_gid;
+                                u->groups[u->n_groups++] = gr->gr_gid;
                                 break;
                         }
+        return 0;
+}
 
-        if (setgroups((size_t) n, groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+static int guest_user_become(const GuestUser *u)
+{
+        if (setgroups(u->n_groups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
             setresuid(u->uid, u->uid, u->uid) < 0)
                 return -errno;
         return 0;
@@ -753,14 +931,18 @@ _Noreturn static void enter_fail(const char *step, int error, int status)
         _exit(status);
 }
 
-/* The command itself, already in the container's namespaces, pid namespace included. */
-_Noreturn static void enter_exec(const char *user, char **argv, char **env, uint64_t capabilities)
+_Noreturn static void enter_fail_guest_file(const char *path, int error)
 {
-        GuestUser u = {};
+        dprintf(STDERR_FILENO, "machinemgr: the guest's %s: %s\n", path, guest_open_strerror(error));
+        _exit(EXIT_FAILURE);
+}
+
+/* The command itself, in the container's pid namespace, already the guest's root (with no more than its
+ * capabilities, under its seccomp filter) and still not dumpable until the exec. */
+_Noreturn static void enter_exec(const GuestUser *u, char **argv, char **env)
+{
         int r;
 
-        /* The daemon's fds stay outside. */
-        (void) syscall(SYS_close_range, 3U, ~0U, 0U);
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
 
         if (setsid() < 0)
@@ -768,24 +950,14 @@ _Noreturn static void enter_exec(const char *user, char **argv, char **env, uint
         if (isatty(STDIN_FILENO) && ioctl(STDIN_FILENO, TIOCSCTTY, 0) < 0)
                 enter_fail("set controlling tty", errno, EXIT_FAILURE);
 
-        r = guest_user_lookup(user, &u);
-        if (r < 0)
-                enter_fail(user ?: "root", r == -ESRCH ? ENOENT : r, EXIT_FAILURE);
-
-        _cleanup_strv_free_ char **envp = enter_environment(env, &u);
+        _cleanup_strv_free_ char **envp = enter_environment(env, u);
         if (!envp)
                 enter_fail("environment", ENOMEM, EXIT_FAILURE);
 
-        r = capability_bounding_set_limit(capabilities);
-        if (r < 0)
-                enter_fail("drop capabilities", r, EXIT_FAILURE);
-        r = seccomp_policy_apply(NULL, NULL);
-        if (r < 0)
-                enter_fail("load seccomp filter", r, EXIT_FAILURE);
-        r = guest_user_become(&u);
+        r = guest_user_become(u);
         if (r < 0)
                 enter_fail("change user", r, EXIT_FAILURE);
-        if (chdir(u.home) < 0)
+        if (chdir(u->home) < 0)
                 (void) chdir("/");
 
         umask(0022);
@@ -793,13 +965,13 @@ _Noreturn static void enter_exec(const char *user, char **argv, char **env, uint
         if (argv && argv[0])
                 execvp(argv[0], argv);
         else {
-                const char *base = strrchr(u.shell, '/');
+                const char *base = strrchr(u->shell, '/');
                 _cleanup_free_ char *login = NULL;
-                if (asprintf(&login, "-%s", base ? base + 1 : u.shell) < 0)
+                if (asprintf(&login, "-%s", base ? base + 1 : u->shell) < 0)
                         enter_fail("environment", ENOMEM, EXIT_FAILURE);
-                execv(u.shell, (char *[]) { login, NULL });
+                execv(u->shell, (char *[]) { login, NULL });
         }
-        enter_fail(argv && argv[0] ? argv[0] : u.shell, errno, errno == ENOENT ? 127 : 126);
+        enter_fail(argv && argv[0] ? argv[0] : u->shell, errno, errno == ENOENT ? 127 : 126);
 }
 
 /* 0/1/2 from the caller's fds, which may themselves be any of 0/1/2. */
@@ -846,38 +1018,76 @@ static int leader_has_own_userns(int leader_pidfd)
         return ours.st_dev != theirs.st_dev || ours.st_ino != theirs.st_ino;
 }
 
-/* Outside the pid namespace: joins everything, forks the command into the pid namespace, and exits with
- * its status so the caller's waitid() on us tells the command's result. */
+/* Outside the pid namespace (so invisible to the guest's processes): joins the container's cgroups and
+ * namespaces, becomes the guest's root with the guest's capabilities, looks the user up in the guest's
+ * files, then forks the command into the pid namespace and exits with its status, so the caller's
+ * waitid() on us tells the command's result. */
 _Noreturn static void enter_helper(int leader_pidfd, const char *cgroup_procs_paths[], int cgroup2_fd,
                                    const char *user, char **argv, char **env, int stdin_fd, int stdout_fd,
                                    int stderr_fd, uint64_t capabilities)
 {
+        GuestUser u = {};
         int r, status;
 
-        reset_signals();
+        guest_toucher_init((const int[]) { leader_pidfd, cgroup2_fd, stdin_fd, stdout_fd, stderr_fd }, 5);
         r = install_stdio(stdin_fd, stdout_fd, stderr_fd);
         if (r < 0)
                 _exit(EXIT_FAILURE);
+        close_all_fds_except((const int[]) { leader_pidfd, cgroup2_fd }, 2);
+
+        reset_signals();
+        r = oom_score_adj_reset("/proc/self/oom_score_adj");
+        if (r < 0)
+                enter_fail("reset oom_score_adj", r, EXIT_FAILURE);
+        /* The host's procfs, to reopen the guest's files through once we are in its mount namespace. */
+        _cleanup_close_ int proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (proc_fd < 0)
+                enter_fail("open /proc", errno, EXIT_FAILURE);
 
         r = join_cgroups(cgroup_procs_paths);
         if (r < 0)
                 enter_fail("join cgroup", r, EXIT_FAILURE);
         /* The user namespace too when the container has its own (setns() refuses to "join" the one we
          * are in). Joined in the same call: the kernel switches it first, so the others are joined
-         * with the capabilities we get in it; the command then runs as root of it (uid_shift). */
+         * with the capabilities we get in it. */
         r = leader_has_own_userns(leader_pidfd);
         if (r < 0)
                 enter_fail("inspect user namespace", r, EXIT_FAILURE);
         if (setns(leader_pidfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID |
                                         CLONE_NEWCGROUP | (r > 0 ? CLONE_NEWUSER : 0)) < 0)
                 enter_fail("join namespaces", errno, EXIT_FAILURE);
+        /* Root of the guest's user namespace (uid_shift on the host), before any of its files is opened. */
+        r = userns_become_root();
+        if (r < 0)
+                enter_fail("become the guest's root", r, EXIT_FAILURE);
+        /* Inherited by the command; loading it needs CAP_SYS_ADMIN, which the guest's set may lack. */
+        r = seccomp_policy_apply(NULL, NULL);
+        if (r < 0)
+                enter_fail("load seccomp filter", r, EXIT_FAILURE);
+        r = capability_limit(capabilities);
+        if (r < 0)
+                enter_fail("drop capabilities", r, EXIT_FAILURE);
+
+        (void) signal(SIGALRM, on_enter_files_timeout);
+        alarm(ENTER_FILES_TIMEOUT_SEC);
+        r = guest_user_lookup(proc_fd, user, &u);
+        if (r == -ESRCH)
+                enter_fail(user, ENOENT, EXIT_FAILURE);
+        if (r < 0)
+                enter_fail_guest_file("/etc/passwd", r);
+        r = guest_user_groups(proc_fd, &u);
+        if (r < 0)
+                enter_fail_guest_file("/etc/group", r);
+        alarm(0);
+        (void) signal(SIGALRM, SIG_DFL);
+        proc_fd = safe_close(proc_fd);
 
         int pidfd = -1;
         pid_t pid = clone3_pidfd(0, cgroup2_fd, &pidfd);
         if (pid < 0)
                 enter_fail("clone3", errno, EXIT_FAILURE);
         if (pid == 0)
-                enter_exec(user, argv, env, capabilities);
+                enter_exec(&u, argv, env);
 
         (void) syscall(SYS_close_range, 3U, ~0U, 0U);
         /* Our stdio belongs to the command now; holding it would delay the caller's EOF. */
@@ -905,5 +1115,96 @@ int container_enter(int leader_pidfd, const char *cgroup_procs_paths[], int cgro
 
         *ret_pid = pid;
         *ret_pidfd = pidfd;
+        return 0;
+}
+
+/* ---- reading the guest's os-release ---- */
+
+/* Not joined to the guest's namespaces: it reads through the guest's root (/proc/LEADER/root), as the
+ * guest's root (uid_shift; for a guest without a user namespace root without any capability), so it can
+ * read what the guest's root can read and nothing else; not dumpable and not in the guest's pid namespace,
+ * so no process of the guest can reach it. Sends one message: the errno as an int32_t, then the file. */
+_Noreturn static void os_release_reader(int root_fd, int sock, uid_t uid)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        int r;
+
+        guest_toucher_init((const int[]) { root_fd, sock }, 2);
+        reset_signals();
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+
+        if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
+                r = -errno;
+        else
+                r = uid == 0 ? capability_limit(0) : 0; /* a new uid lost them already */
+        if (r >= 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                r = -errno;
+        if (r >= 0) {
+                static const char *const paths[] = { "etc/os-release", "usr/lib/os-release" };
+                _cleanup_close_ int fd = -ENOENT;
+                for (size_t i = 0; i < ELEMENTSOF(paths) && fd == -ENOENT; i++)
+                        fd = guest_open(-1, root_fd, paths[i], O_RDONLY, 0);
+                r = fd < 0 ? fd : read_fd_bounded(fd, CONTAINER_OS_RELEASE_MAX, &buf, &size);
+        }
+
+        int32_t error = r < 0 ? -r : 0;
+        struct iovec iov[2] = { { .iov_base = &error, .iov_len = sizeof(error) },
+                                { .iov_base = buf, .iov_len = r < 0 ? 0 : size } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+        _exit(sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+}
+
+int container_read_os_release(pid_t leader, int leader_pidfd, uid_t uid, int *ret_pidfd, int *ret_fd)
+{
+        int pair[2], pidfd = -1;
+
+        _cleanup_close_ int root_fd = container_open_root(leader, leader_pidfd);
+        if (root_fd < 0)
+                return root_fd;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
+                return -errno;
+        _cleanup_close_ int ours = pair[0], theirs = pair[1];
+        /* The whole file in one message. */
+        int bufsize = (int) CONTAINER_OS_RELEASE_MAX + 4096;
+        if (setsockopt(theirs, SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof(bufsize)) < 0 ||
+            setsockopt(ours, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof(bufsize)) < 0)
+                return -errno;
+
+        pid_t pid = clone3_pidfd(0, -1, &pidfd);
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                int flags = fcntl(theirs, F_GETFL);
+                if (flags < 0 || fcntl(theirs, F_SETFL, flags & ~O_NONBLOCK) < 0)
+                        _exit(EXIT_FAILURE);
+                os_release_reader(root_fd, theirs, uid);
+        }
+        *ret_pidfd = pidfd;
+        *ret_fd = TAKE_FD(ours);
+        return 0;
+}
+
+int container_os_release_receive(int fd, char **ret, size_t *ret_size)
+{
+        int32_t error;
+        _cleanup_free_ char *buf = malloc(CONTAINER_OS_RELEASE_MAX + 1);
+        if (!buf)
+                return -ENOMEM;
+        struct iovec iov[2] = { { .iov_base = &error, .iov_len = sizeof(error) },
+                                { .iov_base = buf, .iov_len = CONTAINER_OS_RELEASE_MAX } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return -EPIPE; /* the reader died without an answer */
+        if ((size_t) n < sizeof(error) || (mh.msg_flags & MSG_TRUNC) || error < 0)
+                return -EBADMSG;
+        if (error > 0)
+                return -error;
+        *ret_size = (size_t) n - sizeof(error);
+        buf[*ret_size] = 0;
+        *ret = TAKE_PTR(buf);
         return 0;
 }

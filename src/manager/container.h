@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <sys/types.h>
 #include <systemd/sd-id128.h>
 
@@ -76,6 +77,9 @@ int container_send_go(int sync_fd);
 
 /* Reads what is on sync_fd now, for an event loop: 1 = still waiting, 0 = exec'd, <0 = failed. */
 int container_sync_read(int sync_fd, char **ret_error);
+/* The same, and 2 (still waiting) when the child handed over its seccomp filter's reboot(2) listener
+ * (reboot-watch.h): then in *ret_listener (a previous one there is closed). */
+int container_sync_read_full(int sync_fd, char **ret_error, int *ret_listener);
 
 /* Default bounding set (SPEC §4; like systemd-nspawn's default). */
 uint64_t container_default_capabilities(bool private_network);
@@ -92,12 +96,35 @@ int container_find_init(const char *root, char **ret_path);
  * given fds (stdin becomes the controlling tty if it is one), env plus HOME/USER/LOGNAME/SHELL/PATH
  * when missing; argv NULL or empty means the user's login shell. Returns at once: *ret_pid and *ret_pidfd
  * are those of a helper process that exits with the command's exit status (128+signal if it was killed; 127 if
- * it could not be executed, the reason written to stderr_fd). */
+ * it could not be executed, the reason written to stderr_fd).
+ * The helper is not dumpable and holds nothing of the daemon's; it becomes the guest's root (uid_shift
+ * with a user namespace) with no more than capabilities before it opens any file of the guest's, and
+ * reads /etc/passwd and /etc/group only as regular files of at most 4 MiB, within 10 s. If they cannot
+ * be used, root is entered with root's defaults (/root, /bin/sh, no supplementary groups; a warning on
+ * stderr_fd), any other user not at all (exit 1, the reason on stderr_fd). Its oom_score_adj is 0 and
+ * its fd limit the guests' (container_set_guest_nofile()). */
 int container_enter(int leader_pidfd, const char *cgroup_procs_paths[], int cgroup2_fd, const char *user,
                     char **argv, char **env, int stdin_fd, int stdout_fd, int stderr_fd, uint64_t capabilities,
                     pid_t *ret_pid, int *ret_pidfd);
 
 /* The fd limit guests (and shell sessions) start with: the daemon raises its own to serve many machines,
- * guests get the limit the daemon was started with, as systemd gives services 1024 soft. */
+ * guests get original, the limit the daemon was started with, the soft one at most FD_SETSIZE (1024) as
+ * systemd gives what it starts. Called once at start-up, before the daemon raises its own. */
 struct rlimit;
-void container_set_guest_nofile(const struct rlimit *rl);
+void container_set_guest_nofile(const struct rlimit *original);
+
+/* O_PATH fd of a running guest's root directory (/proc/LEADER/root), checked to still belong to the
+ * leader after opening. */
+int container_open_root(pid_t leader, int leader_pidfd);
+
+/* GetOSRelease: a child of ours reads the guest's /etc/os-release (else /usr/lib/os-release) through the
+ * guest's root as uid (the guest's root: uid_shift, or 0 without capabilities for a guest without a user
+ * namespace), not dumpable and outside the guest's namespaces; only a regular file of at most
+ * CONTAINER_OS_RELEASE_MAX is read (guest_open()). Returns the child's pidfd (the caller reaps it, and
+ * kills it when it takes too long) and a non-blocking socket that becomes readable with the answer. */
+#define CONTAINER_OS_RELEASE_MAX (64U * 1024U)
+int container_read_os_release(pid_t leader, int leader_pidfd, uid_t uid, int *ret_pidfd, int *ret_fd);
+/* The answer on fd: 0 and the file's text (*ret, NUL-terminated, *ret_size bytes, may hold NULs),
+ * -EAGAIN if none yet, -EPIPE if the reader ended without one, or the reader's error (-EBADFD: not a
+ * regular file, -EFBIG: larger than CONTAINER_OS_RELEASE_MAX, -ENOENT: none). */
+int container_os_release_receive(int fd, char **ret, size_t *ret_size);

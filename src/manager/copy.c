@@ -7,6 +7,7 @@
  * what it opened itself with O_NOFOLLOW, through fds. It does not keep hardlinks (each link becomes its
  * own file) and copies a mount point below the source as an empty directory. */
 #include "copy.h"
+#include "bus-names.h"
 
 #include <fcntl.h>
 #include <linux/securebits.h>
@@ -18,16 +19,13 @@
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 
+#include "container.h"
 #include "image.h"
 #include "machine.h"
-#include "mount-setup.h"
 #include "names.h"
 #include "operation.h"
 #include "util.h"
 
-#define ERROR_NO_SUCH_MACHINE "org.machinemgr1.Error.NoSuchMachine"
-#define ERROR_INVALID_NAME "org.machinemgr1.Error.InvalidName"
-#define ERROR_INVALID_ARGUMENT "org.machinemgr1.Error.InvalidArgument"
 
 typedef struct CopyJob {
         int src_fd;        /* O_PATH: the source, resolved */
@@ -47,6 +45,10 @@ static uint32_t id_shift, id_range;
 static bool id_to_guest;
 
 #define NOBODY 65534U
+
+/* A guest can make a chain of directories deep enough to exhaust the worker's stack and fds (one open
+ * directory per level); no real tree is this deep. */
+#define COPY_DEPTH_MAX 1024U
 
 static uint32_t map_id(uint32_t id)
 {
@@ -188,17 +190,35 @@ static int copy_regular(int in, int ddfd, const char *name)
         return r < 0 ? r : copy_metadata_fd(in, out, &st);
 }
 
-static int copy_dir_contents(int sdfd, int ddfd, const char *rel, ImageError *e);
+static int reopen(int path_fd, int flags)
+{
+        char p[64];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", path_fd);
+        int fd = open(p, flags | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? -errno : fd;
+}
 
-static int copy_entry(int sdfd, dev_t dev, int ddfd, const char *name, const char *rel, ImageError *e)
+static int copy_dir_contents(int sdfd, int ddfd, const char *rel, unsigned depth, ImageError *e);
+
+static int copy_entry(int sdfd, dev_t dev, int ddfd, const char *name, const char *rel, unsigned depth,
+                      ImageError *e)
 {
         struct stat st;
         if (fstatat(sdfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
 
         if (S_ISREG(st.st_mode)) {
-                _cleanup_close_ int in = openat(sdfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-                return in < 0 ? -errno : copy_regular(in, ddfd, name);
+                /* Opened as what fstatat() saw only: a device swapped in meanwhile must not see its driver's
+                 * open() from us, outside the guest's device policy. */
+                _cleanup_close_ int p = openat(sdfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (p < 0)
+                        return -errno;
+                if (fstat(p, &st) < 0)
+                        return -errno;
+                if (!S_ISREG(st.st_mode))
+                        return -EAGAIN; /* changed under us */
+                _cleanup_close_ int in = reopen(p, O_RDONLY | O_NONBLOCK);
+                return in < 0 ? in : copy_regular(in, ddfd, name);
         }
         if (!S_ISDIR(st.st_mode))
                 return copy_special(sdfd, name, ddfd, name, &st);
@@ -214,7 +234,7 @@ static int copy_entry(int sdfd, dev_t dev, int ddfd, const char *name, const cha
         if (d < 0)
                 return -errno;
         if (st.st_dev == dev) { /* else a mount point: copied as an empty directory */
-                int r = copy_dir_contents(openat(s, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), d, rel, e);
+                int r = copy_dir_contents(openat(s, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), d, rel, depth + 1, e);
                 if (r < 0)
                         return r;
         }
@@ -223,11 +243,15 @@ static int copy_entry(int sdfd, dev_t dev, int ddfd, const char *name, const cha
 }
 
 /* Takes sdfd. */
-static int copy_dir_contents(int sdfd, int ddfd, const char *rel, ImageError *e)
+static int copy_dir_contents(int sdfd, int ddfd, const char *rel, unsigned depth, ImageError *e)
 {
         struct stat st;
         if (sdfd < 0)
                 return copy_error(e, -errno, "open %s", *rel ? rel : ".");
+        if (depth > COPY_DEPTH_MAX) {
+                safe_close(sdfd);
+                return copy_error(e, -ELOOP, "copy %s: more than %u directories deep", rel, COPY_DEPTH_MAX);
+        }
         if (fstat(sdfd, &st) < 0) {
                 safe_close(sdfd);
                 return copy_error(e, -errno, "stat %s", *rel ? rel : ".");
@@ -245,20 +269,12 @@ static int copy_dir_contents(int sdfd, int ddfd, const char *rel, ImageError *e)
                 _cleanup_free_ char *child = NULL;
                 if (asprintf(&child, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0)
                         return -ENOMEM;
-                int r = copy_entry(dirfd(dir), st.st_dev, ddfd, de->d_name, child, e);
+                int r = copy_entry(dirfd(dir), st.st_dev, ddfd, de->d_name, child, depth, e);
                 if (r < 0)
                         return copy_error(e, r, "copy %s", child);
                 errno = 0;
         }
         return errno ? copy_error(e, -errno, "read %s", *rel ? rel : ".") : 0;
-}
-
-static int reopen(int path_fd, int flags)
-{
-        char p[64];
-        snprintf(p, sizeof p, "/proc/self/fd/%d", path_fd);
-        int fd = open(p, flags | O_CLOEXEC | O_NOCTTY);
-        return fd < 0 ? -errno : fd;
 }
 
 static int copy_work(void *userdata, ImageError *e)
@@ -299,7 +315,7 @@ static int copy_work(void *userdata, ImageError *e)
                 if (r >= 0 && d < 0)
                         r = -errno;
                 if (r >= 0)
-                        r = copy_dir_contents(openat(in, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), d, "", e);
+                        r = copy_dir_contents(openat(in, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), d, "", 0, e);
                 if (r >= 0)
                         r = copy_metadata_fd(in, d, &st);
         } else
@@ -320,22 +336,6 @@ static int copy_work(void *userdata, ImageError *e)
 static bool path_ok(const char *p)
 {
         return p && p[0] == '/' && strlen(p) < PATH_MAX;
-}
-
-/* The guest's root directory, checked to still belong to the machine's leader after opening. */
-static int open_guest_root(Machine *machine, int *ret)
-{
-        char p[64];
-        if (machine->leader <= 0 || machine->leader_pidfd < 0)
-                return -ESRCH;
-        snprintf(p, sizeof p, "/proc/%d/root", (int) machine->leader);
-        _cleanup_close_ int fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (syscall(SYS_pidfd_send_signal, machine->leader_pidfd, 0, NULL, 0) < 0)
-                return -errno;
-        *ret = TAKE_FD(fd);
-        return 0;
 }
 
 /* Splits dst into the directory to create in and the new name; "DIR/" means DIR/basename(src). */
@@ -376,29 +376,28 @@ static int copy_prepare(Machine *machine, bool to_guest, const char *src, const 
                         sd_bus_error *error)
 {
         const char *name = machine->name;
-        _cleanup_close_ int root_fd = -1;
         _cleanup_free_ char *dir = NULL;
-        int r = open_guest_root(machine, &root_fd);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "%s: open the guest's root: %m", name);
+        _cleanup_close_ int root_fd = container_open_root(machine->leader, machine->leader_pidfd);
+        if (root_fd < 0)
+                return sd_bus_error_set_errnof(error, root_fd, "%s: open the guest's root: %m", name);
 
         /* The source's last component is followed too, inside the guest's root for a guest path. */
         j->src_fd = to_guest ? open_host(src, O_PATH) : openat_in_root(root_fd, src, O_PATH);
         if (j->src_fd < 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: copy source %s%s: %s", name, src,
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s: copy source %s%s: %s", name, src,
                                          to_guest ? "" : " (in the guest)", strerror(-j->src_fd));
 
         if (split_destination(src, dst, &dir, &j->dst_name) < 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: invalid copy destination %s", name,
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s: invalid copy destination %s", name,
                                          dst);
         j->dst_parent_fd = to_guest ? openat_in_root(root_fd, dir, O_PATH | O_DIRECTORY)
                                     : open_host(dir, O_PATH | O_DIRECTORY);
         if (j->dst_parent_fd < 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: copy destination directory %s%s: %s",
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s: copy destination directory %s%s: %s",
                                          name, dir, to_guest ? " (in the guest)" : "", strerror(-j->dst_parent_fd));
         struct stat st;
         if (fstatat(j->dst_parent_fd, j->dst_name, &st, AT_SYMLINK_NOFOLLOW) >= 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: copy destination %s/%s exists%s",
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s: copy destination %s/%s exists%s",
                                          name, streq(dir, "/") ? "" : dir, j->dst_name,
                                          to_guest ? " in the guest" : "");
         j->to_guest = to_guest;
@@ -419,14 +418,14 @@ static int method_copy(sd_bus_message *message, Manager *m, bool to_guest, sd_bu
         if ((r = sd_bus_message_read(message, "sss", &name, &src, &dst)) < 0)
                 return r;
         if (!machine_name_is_valid(name))
-                return sd_bus_error_setf(error, ERROR_INVALID_NAME, "Invalid machine name '%s'.", name);
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_NAME, "Invalid machine name '%s'.", name);
         Machine *machine = manager_get_machine(m, name);
         if (!machine)
-                return sd_bus_error_setf(error, ERROR_NO_SUCH_MACHINE, "No machine '%s' is running.", name);
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_MACHINE, "No machine '%s' is running.", name);
         if (!*dst)
                 dst = src;
         if (!path_ok(src) || !path_ok(dst))
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                          "%s: copy paths must be absolute: '%s', '%s'", name, src, dst);
 
         CopyJob j = { .src_fd = -1, .dst_parent_fd = -1 };

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.machinemgr1.Machine: one object per running machine, found by path (fallback vtable). */
 #include <fcntl.h>
-#include <linux/openat2.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "bus-names.h"
 #include "container.h"
 #include "log.h"
 #include "machine.h"
@@ -22,7 +23,7 @@ static int machine_object_find(sd_bus *bus, const char *path, const char *interf
 {
         Manager *m = userdata;
         _cleanup_free_ char *name = NULL;
-        int r = sd_bus_path_decode(path, "/org/machinemgr1/machine", &name);
+        int r = sd_bus_path_decode(path, MM_BUS_MACHINE_PREFIX, &name);
         if (r <= 0)
                 return r;
         Machine *machine = manager_get_machine(m, name);
@@ -160,63 +161,203 @@ static int method_kill(sd_bus_message *message, void *userdata, sd_bus_error *er
         return bus_kill_machine(userdata, message, whom, signo, error);
 }
 
-/* os-release is read through the image root, never following a symlink out of it. */
-static int open_os_release(Machine *m)
+/* GetOSRelease (open to every local user): the guest's file is read by a child of ours outside the loop
+ * (container_read_os_release()), the reply sent from the loop when its answer comes, or an error after
+ * OS_RELEASE_TIMEOUT_USEC (a read can still stall on a FUSE or NFS mount of the guest's). At most
+ * OS_RELEASE_INFLIGHT_MAX readers run at once; the reply holds at most OS_RELEASE_KEYS_MAX entries of a
+ * file of at most CONTAINER_OS_RELEASE_MAX bytes. */
+#define OS_RELEASE_TIMEOUT_USEC (5 * 1000000ULL)
+#define OS_RELEASE_INFLIGHT_MAX 16
+#define OS_RELEASE_KEYS_MAX 256
+
+typedef struct OsReleaseRequest {
+        sd_bus_message *message; /* NULL once replied to */
+        char *machine;
+        int pidfd, fd;
+        sd_event_source *child, *io, *timer;
+} OsReleaseRequest;
+
+static unsigned os_release_inflight;
+
+static void os_release_request_free(OsReleaseRequest *q)
 {
-        _cleanup_close_ int root = open(m->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (root < 0)
-                return -errno;
-        struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-        const char *paths[] = {"etc/os-release", "usr/lib/os-release"};
-        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
-                int fd = (int)syscall(SYS_openat2, root, paths[i], &how, sizeof how);
-                if (fd >= 0)
-                        return fd;
+        sd_event_source_disable_unref(q->child);
+        sd_event_source_disable_unref(q->io);
+        sd_event_source_disable_unref(q->timer);
+        sd_bus_message_unref(q->message);
+        safe_close(q->fd);
+        safe_close(q->pidfd);
+        free(q->machine);
+        free(q);
+        os_release_inflight--;
+}
+
+static bool os_release_key_valid(const char *k, size_t n)
+{
+        if (n == 0 || (k[0] >= '0' && k[0] <= '9'))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((k[i] >= 'A' && k[i] <= 'Z') || (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') ||
+                      k[i] == '_'))
+                        return false;
+        return true;
+}
+
+/* KEY=value lines; one level of matching quotes is stripped, backslash escapes inside double quotes
+ * undone. Lines that are not that, or not valid UTF-8, are skipped. */
+static int os_release_append(sd_bus_message *reply, char *text, size_t size, const char *machine,
+                             sd_bus_error *error)
+{
+        unsigned n = 0;
+        int r = sd_bus_message_open_container(reply, 'a', "{ss}");
+
+        for (char *line = text, *end = text + size, *next; r >= 0 && line < end; line = next) {
+                char *nl = memchr(line, '\n', (size_t) (end - line));
+                next = nl ? nl + 1 : end;
+                size_t len = (size_t) ((nl ? nl : end) - line);
+                char *eq = memchr(line, '=', len);
+                if (!eq || !os_release_key_valid(line, (size_t) (eq - line)) || !utf8_is_valid_n(line, len))
+                        continue;
+                if (++n > OS_RELEASE_KEYS_MAX)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                                 "%s: the guest's os-release has more than %u entries.", machine,
+                                                 OS_RELEASE_KEYS_MAX);
+                *eq = 0;
+                line[len] = 0;
+                char *v = eq + 1;
+                size_t l = strlen(v);
+                char quote = l >= 2 && (v[0] == '"' || v[0] == '\'') && v[l - 1] == v[0] ? v[0] : 0;
+                if (quote) {
+                        v[l - 1] = 0;
+                        v++;
+                }
+                char *w = v;
+                for (char *c = v; *c; c++) {
+                        if (quote == '"' && c[0] == '\\' && c[1])
+                                c++;
+                        *w++ = *c;
+                }
+                *w = 0;
+                r = sd_bus_message_append(reply, "{ss}", line, v);
         }
-        return -ENOENT;
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+static void os_release_reply(OsReleaseRequest *q, int r, char *text, size_t size)
+{
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+        if (!q->message)
+                return;
+        if (r >= 0) {
+                r = sd_bus_message_new_method_return(q->message, &reply);
+                if (r >= 0)
+                        r = os_release_append(reply, text, size, q->machine, &error);
+                if (r >= 0 && !sd_bus_error_is_set(&error))
+                        r = sd_bus_send(NULL, reply, NULL);
+        } else if (r == -ETIMEDOUT)
+                sd_bus_error_setf(&error, SD_BUS_ERROR_TIMEOUT, "%s: reading the guest's os-release timed out.",
+                                  q->machine);
+        else if (r == -EFBIG)
+                sd_bus_error_setf(&error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                  "%s: the guest's os-release is larger than %u bytes.", q->machine,
+                                  CONTAINER_OS_RELEASE_MAX);
+        else
+                sd_bus_error_set_errnof(&error, r, "%s: the guest's os-release: %s", q->machine,
+                                        guest_open_strerror(r));
+        if (r < 0 && !sd_bus_error_is_set(&error))
+                sd_bus_error_set_errnof(&error, r, "%s: reply with the guest's os-release: %m", q->machine);
+        if (sd_bus_error_is_set(&error))
+                (void) sd_bus_reply_method_error(q->message, &error);
+        q->message = sd_bus_message_unref(q->message);
+}
+
+static int on_os_release_answer(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        OsReleaseRequest *q = userdata;
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        int r = container_os_release_receive(fd, &text, &size);
+        if (r == -EAGAIN)
+                return 0;
+        os_release_reply(q, r, text, size);
+        /* Done with the answer; the child source frees the request once the reader is reaped. */
+        q->io = sd_event_source_disable_unref(q->io);
+        q->timer = sd_event_source_disable_unref(q->timer);
+        return 0;
+}
+
+static int on_os_release_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        OsReleaseRequest *q = userdata;
+        os_release_reply(q, -ETIMEDOUT, NULL, 0);
+        (void)syscall(SYS_pidfd_send_signal, q->pidfd, SIGKILL, NULL, 0);
+        q->io = sd_event_source_disable_unref(q->io);
+        q->timer = sd_event_source_disable_unref(q->timer);
+        return 0;
+}
+
+static int on_os_release_reader_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+        OsReleaseRequest *q = userdata;
+        /* Its answer, if any, is queued already. */
+        if (q->io)
+                on_os_release_answer(q->io, q->fd, EPOLLIN, q);
+        os_release_reply(q, -EPIPE, NULL, 0);
+        os_release_request_free(q);
+        return 0;
 }
 
 static int method_get_os_release(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
         Machine *m = userdata;
-        int fd = open_os_release(m);
-        if (fd < 0)
-                return sd_bus_error_set_errnof(error, fd, "%s: no os-release in the image: %m", m->name);
-        _cleanup_fclose_ FILE *f = fdopen(fd, "re");
-        if (!f) {
-                safe_close(fd);
-                return -errno;
+        sd_event *e = m->manager->event;
+
+        if (m->leader_pidfd < 0)
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_MACHINE, "%s is not running.", m->name);
+        if (os_release_inflight >= OS_RELEASE_INFLIGHT_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "%s: %u os-release reads are running already, try again.", m->name,
+                                         OS_RELEASE_INFLIGHT_MAX);
+        OsReleaseRequest *q = calloc(1, sizeof *q);
+        if (!q)
+                return -ENOMEM;
+        os_release_inflight++;
+        q->pidfd = q->fd = -1;
+        q->machine = strdup(m->name);
+        if (!q->machine) {
+                os_release_request_free(q);
+                return -ENOMEM;
         }
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r = sd_bus_message_new_method_return(message, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "{ss}");
-        char line[1024];
-        while (r >= 0 && fgets(line, sizeof line, f)) {
-                line[strcspn(line, "\n")] = 0;
-                char *eq = strchr(line, '=');
-                if (!eq || line[0] == '#')
-                        continue;
-                *eq = 0;
-                char *v = eq + 1;
-                size_t l = strlen(v);
-                if (l >= 2 && (v[0] == '"' || v[0] == '\'') && v[l - 1] == v[0]) {
-                        v[l - 1] = 0;
-                        v++;
-                }
-                r = sd_bus_message_append(reply, "{ss}", line, v);
+        int r = container_read_os_release(m->leader, m->leader_pidfd, m->uid_range > 0 ? m->uid_shift : 0, &q->pidfd,
+                                          &q->fd);
+        if (r < 0) {
+                os_release_request_free(q);
+                return sd_bus_error_set_errnof(error, r, "%s: read the guest's os-release: %m", m->name);
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r < 0)
+        r = sd_event_add_child_pidfd(e, &q->child, q->pidfd, WEXITED, on_os_release_reader_exit, q);
+        if (r < 0) {
+                (void)syscall(SYS_pidfd_send_signal, q->pidfd, SIGKILL, NULL, 0);
+                (void)waitid(P_PIDFD, (id_t)q->pidfd, &(siginfo_t){}, WEXITED);
+                os_release_request_free(q);
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        }
+        /* From here on the child source owns q: a failure below kills the reader, whose exit frees q. */
+        if ((r = sd_event_add_io(e, &q->io, q->fd, EPOLLIN, on_os_release_answer, q)) < 0 ||
+            (r = sd_event_add_time_relative(e, &q->timer, CLOCK_MONOTONIC, OS_RELEASE_TIMEOUT_USEC, 0,
+                                            on_os_release_timeout, q)) < 0) {
+                (void)syscall(SYS_pidfd_send_signal, q->pidfd, SIGKILL, NULL, 0);
+                return r;
+        }
+        q->message = sd_bus_message_ref(message);
+        return 1;
 }
 
 static int method_set_limits(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
         Machine *m = userdata;
-        CGroupLimits l = {LIMIT_UNSET, LIMIT_UNSET, LIMIT_UNSET};
+        MachineLimits l = {LIMIT_UNSET, LIMIT_UNSET, LIMIT_UNSET};
         int r = bus_check_root(message, error);
         if (r < 0)
                 return r;
@@ -232,16 +373,17 @@ static int method_set_limits(sd_bus_message *message, void *userdata, sd_bus_err
                                    : streq(key, "TasksMax")           ? &l.tasks_max
                                                                       : NULL;
                 if (!target)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument",
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                  "Unknown limit '%s' (MemoryMax, CPUQuotaPerSecUSec, TasksMax).",
                                                  key);
                 if (sd_bus_message_read(message, "v", "t", &v) < 0)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument",
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                  "Limit '%s' must be of type t.", key);
                 if (v == 0)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument",
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                  "%s must be greater than 0.", key);
-                *target = v;
+                /* On the bus UINT64_MAX means no limit; in Settings that is LIMIT_INFINITY (UINT64_MAX is unset). */
+                *target = v == UINT64_MAX ? LIMIT_INFINITY : v;
                 if ((r = sd_bus_message_exit_container(message)) < 0)
                         return r;
         }
@@ -283,11 +425,11 @@ static const sd_bus_vtable machine_vtable[] = {
 
 int machine_bus_add_objects(Manager *m, sd_bus *bus)
 {
-        int r = sd_bus_add_fallback_vtable(bus, NULL, "/org/machinemgr1/machine", "org.machinemgr1.Machine",
+        int r = sd_bus_add_fallback_vtable(bus, NULL, MM_BUS_MACHINE_PREFIX, MM_BUS_MACHINE_INTERFACE,
                                            machine_vtable, machine_object_find, m);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(bus, NULL, "/org/machinemgr1/machine", machine_node_enumerator, m);
+        return sd_bus_add_node_enumerator(bus, NULL, MM_BUS_MACHINE_PREFIX, machine_node_enumerator, m);
 }
 
 static int emit_changed(sd_bus *bus, void *userdata)
@@ -342,9 +484,9 @@ int bus_shell_machine(Machine *machine, sd_bus_message *message, sd_bus_error *e
             (r = sd_bus_message_read(message, "hhh", &fds[0], &fds[1], &fds[2])) < 0)
                 return r;
         if (strv_length(argv) == 0)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument", "No command given.");
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "No command given.");
         if (machine->leader_pidfd < 0)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.NoSuchMachine", "%s is not running.",
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_MACHINE, "%s is not running.",
                                          machine->name);
 
         ShellSession *s = calloc(1, sizeof *s);
@@ -356,13 +498,16 @@ int bus_shell_machine(Machine *machine, sd_bus_message *message, sd_bus_error *e
                 free(s);
                 return r;
         }
+        /* The guest's own bounding set (Capability=, DropCapability= included): a session never has more
+         * than the guest's root. */
+        const Settings *set = machine->settings;
+        uint64_t caps = (container_default_capabilities(set->network_mode != NETWORK_HOST) | set->capability_add) &
+                        ~set->capability_drop;
         /* The helper joins every hierarchy itself, before it forks the command: attaching it from here
          * afterwards would leave the command outside the machine's limits. */
         r = container_enter(machine->leader_pidfd, (const char **)procs,
                             machine->cgroup ? cgroup_clone_fd(machine->cgroup) : -1, *user ? user : NULL, argv,
-                            env, fds[0], fds[1], fds[2],
-                            container_default_capabilities(machine->settings->network_mode != NETWORK_HOST), &pid,
-                            &s->pidfd);
+                            env, fds[0], fds[1], fds[2], caps, &pid, &s->pidfd);
         if (r < 0) {
                 free(s);
                 return sd_bus_error_set_errnof(error, r, "%s: enter the machine: %m", machine->name);
@@ -375,4 +520,54 @@ int bus_shell_machine(Machine *machine, sd_bus_message *message, sd_bus_error *e
         }
         s->message = sd_bus_message_ref(message);
         return 1;
+}
+
+int bus_error_from_machine(sd_bus_error *error, const MachineError *e, int r)
+{
+        static const char *const names[] = {
+                [MACHINE_ERROR_START_FAILED] = MM_ERROR_START_FAILED,
+                [MACHINE_ERROR_NO_INIT] = MM_ERROR_NO_INIT,
+                [MACHINE_ERROR_NO_SUCH_IMAGE] = MM_ERROR_NO_SUCH_IMAGE,
+                [MACHINE_ERROR_IMAGE_BUSY] = MM_ERROR_IMAGE_BUSY,
+                [MACHINE_ERROR_INVALID_ARGUMENT] = MM_ERROR_INVALID_ARGUMENT,
+        };
+        if (!e || !e->message)
+                return sd_bus_error_set_errno(error, r);
+        return sd_bus_error_set(error, names[e->kind], e->message);
+}
+
+static int on_machined_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        if (e)
+                log_machine_warning_errno(userdata, 0, "Register with systemd-machined: %s", e->message ?: e->name);
+        free(userdata);
+        return 0;
+}
+
+/* machined follows the scope and forgets the machine when the scope goes; no unregistration needed. Best
+ * effort: a host without machined still runs containers. */
+void bus_register_machined(Machine *m)
+{
+        if (!m->manager->system_bus)
+                return;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        char *name = strdup(m->name);
+        if (!name)
+                return;
+        int r = sd_bus_message_new_method_call(m->manager->system_bus, &call, "org.freedesktop.machine1",
+                                               "/org/freedesktop/machine1", "org.freedesktop.machine1.Manager",
+                                               "RegisterMachine");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "s", m->name);
+        if (r >= 0)
+                r = sd_bus_message_append_array(call, 'y', m->id.bytes, sizeof m->id.bytes);
+        if (r >= 0)
+                r = sd_bus_message_append(call, "ssus", "machinemgr", "container", (uint32_t)m->leader, m->root);
+        if (r >= 0)
+                r = sd_bus_call_async(m->manager->system_bus, NULL, call, on_machined_reply, name, 0);
+        if (r < 0) {
+                log_machine_warning_errno(m->name, r, "Register with systemd-machined: %m");
+                free(name);
+        }
 }

@@ -12,8 +12,6 @@
 #include "userns.h"
 #include "util.h"
 
-#define ERROR_INVALID_ARGUMENT "org.machinemgr1.Error.InvalidArgument"
-#define ERROR_START_FAILED "org.machinemgr1.Error.StartFailed"
 
 static char *userns_dir(Machine *m)
 {
@@ -21,14 +19,14 @@ static char *userns_dir(Machine *m)
         return asprintf(&dir, "%s/userns", m->manager->runtime_dir) < 0 ? NULL : dir;
 }
 
-int userns_machine_prepare(Machine *m, sd_bus_error *error)
+int userns_machine_prepare(Machine *m, MachineError *error)
 {
         uint32_t base = 0, size = 0;
         int mode = parse_private_users(m->settings->private_users ?: "no", &base, &size);
 
         if (mode < 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: invalid PrivateUsers=%s", m->name,
-                                         m->settings->private_users);
+                return machine_error(error, MACHINE_ERROR_INVALID_ARGUMENT, "%s: invalid PrivateUsers=%s", m->name,
+                                     m->settings->private_users);
         if (mode == PRIVATE_USERS_NO) {
                 m->uid_shift = m->uid_range = 0;
                 return 0;
@@ -37,21 +35,26 @@ int userns_machine_prepare(Machine *m, sd_bus_error *error)
          * host's /sys bound read-only (mount-setup.c): neither needs a refusal any more. */
         if (mode == PRIVATE_USERS_PICK)
                 base = size = 0;
+        /* A reboot keeps the range the machine has: its files and processes were made with it. */
+        if (m->uid_range > 0) {
+                base = m->uid_shift;
+                size = m->uid_range;
+        }
 
         _cleanup_free_ char *dir = userns_dir(m);
         if (!dir)
                 return -ENOMEM;
         int r = userns_range_allocate(dir, m->name, base, size, &m->uid_shift, &m->uid_range);
         if (r == -EBUSY)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
-                                         "%s: PrivateUsers=%s overlaps the id range of another machine", m->name,
-                                         m->settings->private_users);
+                return machine_error(error, MACHINE_ERROR_INVALID_ARGUMENT,
+                                     "%s: PrivateUsers=%s overlaps the id range of another machine", m->name,
+                                     m->settings->private_users);
         if (r == -ENOSPC)
-                return sd_bus_error_setf(error, ERROR_START_FAILED, "%s: allocate a user namespace range: no free "
-                                         "range left in the pool", m->name);
+                return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: allocate a user namespace range: no "
+                                     "free range left in the pool", m->name);
         if (r < 0)
-                return sd_bus_error_setf(error, ERROR_START_FAILED, "%s: allocate a user namespace range in %s: %s",
-                                         m->name, dir, strerror(-r));
+                return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: allocate a user namespace range in %s: %s",
+                                     m->name, dir, strerror(-r));
         log_machine_info(m->name, "User namespace: uid/gid 0 -> %" PRIu32 " (%" PRIu32 " ids).", m->uid_shift,
                          m->uid_range);
         return 0;

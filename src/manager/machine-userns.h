@@ -12,7 +12,7 @@
 
 /* Reads m->settings->private_users and records the range (m->uid_shift/uid_range). A fixed range that
  * overlaps another machine's is org.machinemgr1.Error.InvalidArgument. */
-int userns_machine_prepare(Machine *m, sd_bus_error *error);
+int userns_machine_prepare(Machine *m, MachineError *error);
 
 /* After the cgroup exists (both backends): chown it to the range's root. */
 int userns_machine_pre_start(Machine *m);

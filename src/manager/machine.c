@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -10,6 +11,7 @@
 #include "container.h"
 #include "host-limits.h"
 #include "image.h"
+#include "machine-state.h"
 #include "machine-userns.h"
 #include "log.h"
 #include "names.h"
@@ -22,9 +24,10 @@
 #define CLEANUP_RETRY_USEC (20 * 1000)
 #define CLEANUP_MAX_TRIES 250
 
-static int machine_spawn(Machine *m, sd_bus_error *error);
+static int machine_spawn(Machine *m, MachineError *error);
 static void machine_finalize(Machine *m);
-static int machine_save(Machine *m);
+static int machine_kill_everything(Machine *m);
+static void machine_reply_start(Machine *m, const char *failure);
 
 const char *machine_state_to_string(MachineState s)
 {
@@ -34,6 +37,51 @@ const char *machine_state_to_string(MachineState s)
                 [MACHINE_STOPPING] = "stopping",
         };
         return table[s];
+}
+
+static const int machine_error_errno[] = {
+        [MACHINE_ERROR_START_FAILED] = EIO,
+        [MACHINE_ERROR_NO_INIT] = ENOEXEC,
+        [MACHINE_ERROR_NO_SUCH_IMAGE] = ENOENT,
+        [MACHINE_ERROR_IMAGE_BUSY] = EBUSY,
+        [MACHINE_ERROR_INVALID_ARGUMENT] = EINVAL,
+};
+
+int machine_error(MachineError *e, MachineErrorKind kind, const char *format, ...)
+{
+        if (e && !e->message) {
+                va_list ap;
+                va_start(ap, format);
+                if (vasprintf(&e->message, format, ap) < 0)
+                        e->message = NULL;
+                va_end(ap);
+                e->kind = kind;
+        }
+        return -machine_error_errno[kind];
+}
+
+void machine_error_done(MachineError *e)
+{
+        e->message = mfree(e->message);
+}
+
+int machine_state_from_string(const char *s)
+{
+        for (MachineState i = MACHINE_STARTING; i <= MACHINE_STOPPING; i++)
+                if (streq(s, machine_state_to_string(i)))
+                        return i;
+        return -EINVAL;
+}
+
+/* Tests kill the daemon at named steps (MACHINEMGR_TEST_CRASH_AT=STEP) to prove that a restarted daemon
+ * finds every machine whole, wherever its predecessor died. */
+static void machine_crash_point(Machine *m, const char *step)
+{
+        const char *at = getenv("MACHINEMGR_TEST_CRASH_AT");
+        if (!at || !streq(at, step))
+                return;
+        log_machine_warning_errno(m->name, 0, "Test crash point %s reached: killing the daemon.", step);
+        (void)raise(SIGKILL);
 }
 
 static int pidfd_send(int pidfd, int sig)
@@ -97,9 +145,11 @@ static void machine_release_process(Machine *m)
 {
         m->scope_start = cgroup_systemd_start_cancel(m->scope_start);
         m->leader_source = sd_event_source_disable_unref(m->leader_source);
+        m->exit_probe = sd_event_source_disable_unref(m->exit_probe);
         m->sync_source = sd_event_source_disable_unref(m->sync_source);
         m->leader_pidfd = safe_close(m->leader_pidfd);
         m->sync_fd = safe_close(m->sync_fd);
+        m->reboot_watch = reboot_watch_free(m->reboot_watch);
         m->leader = 0;
 }
 
@@ -110,8 +160,9 @@ Machine *machine_free(Machine *m)
         machine_unlink(m);
         machine_release_process(m);
         m->cleanup_timer = sd_event_source_disable_unref(m->cleanup_timer);
+        m->save_timer = sd_event_source_disable_unref(m->save_timer);
         safe_close(m->image_lock_fd); /* the lock file stays for a re-adopting daemon to take again */
-        sd_bus_message_unref(m->start_message);
+        machine_reply_start(m, "the machine went away before its init ran");
         console_free(m->console);
         notify_free(m->notify);
         network_machine_free(m);
@@ -134,8 +185,28 @@ static void machine_set_state(Machine *m, MachineState s)
         if (m->state == s)
                 return;
         m->state = s;
-        (void)machine_save(m);
+        (void)machine_state_save(m);
         bus_emit_machine_changed(m, "State");
+}
+
+#define STATUS_SAVE_DELAY_USEC (1000 * 1000)
+
+static int machine_on_save_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Machine *m = userdata;
+        m->save_timer = sd_event_source_disable_unref(m->save_timer);
+        (void)machine_state_save(m);
+        return 0;
+}
+
+/* StatusText survives a restart too, but a guest changing it often costs one state file write a second. */
+static void machine_save_soon(Machine *m)
+{
+        if (m->save_timer)
+                return;
+        if (sd_event_add_time_relative(m->manager->event, &m->save_timer, CLOCK_MONOTONIC, STATUS_SAVE_DELAY_USEC,
+                                       0, machine_on_save_timer, m) < 0)
+                (void)machine_state_save(m);
 }
 
 static void machine_on_notify(const char *key, const char *value, void *userdata)
@@ -152,68 +223,49 @@ static void machine_on_notify(const char *key, const char *value, void *userdata
                 free(m->status_text);
                 m->status_text = s;
                 bus_emit_machine_changed(m, "StatusText");
+                machine_save_soon(m);
         } else if (streq(key, "STOPPING") && streq(value, "1") && m->state != MACHINE_STOPPING)
                 machine_set_state(m, MACHINE_STOPPING);
 }
 
-/* The pending StartMachine call learns the outcome of the set-up here. */
+/* The caller of machine_start learns the outcome of the set-up here, once. */
 static void machine_reply_start(Machine *m, const char *failure)
 {
-        if (!m->start_message)
+        machine_start_done_t done = m->start_done;
+        if (!done)
                 return;
-        if (failure)
-                sd_bus_reply_method_errorf(m->start_message, "org.machinemgr1.Error.StartFailed", "%s: %s",
-                                           m->name, failure);
-        else {
-                _cleanup_free_ char *path = NULL;
-                if (machine_bus_path(m->name, &path) >= 0)
-                        sd_bus_reply_method_return(m->start_message, "o", path);
-        }
-        m->start_message = sd_bus_message_unref(m->start_message);
-}
-
-static int on_machined_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
-{
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-        if (e)
-                log_machine_warning_errno(userdata, 0, "Register with systemd-machined: %s", e->message ?: e->name);
-        free(userdata);
-        return 0;
-}
-
-/* So that machinectl, journalctl -M and systemctl -M see the machine. machined follows the scope and
- * forgets the machine when the scope goes; no unregistration needed. Best effort: a host without
- * machined still runs containers. */
-static void machine_register_machined(Machine *m)
-{
-        if (m->manager->cgroup_backend != CGROUP_BACKEND_SYSTEMD || !m->manager->system_bus)
-                return;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        char *name = strdup(m->name);
-        if (!name)
-                return;
-        int r = sd_bus_message_new_method_call(m->manager->system_bus, &call, "org.freedesktop.machine1",
-                                               "/org/freedesktop/machine1", "org.freedesktop.machine1.Manager",
-                                               "RegisterMachine");
-        if (r >= 0)
-                r = sd_bus_message_append(call, "s", m->name);
-        if (r >= 0)
-                r = sd_bus_message_append_array(call, 'y', m->id.bytes, sizeof m->id.bytes);
-        if (r >= 0)
-                r = sd_bus_message_append(call, "ssus", "machinemgr", "container", (uint32_t)m->leader, m->root);
-        if (r >= 0)
-                r = sd_bus_call_async(m->manager->system_bus, NULL, call, on_machined_reply, name, 0);
-        if (r < 0) {
-                log_machine_warning_errno(m->name, r, "Register with systemd-machined: %m");
-                free(name);
-        }
+        m->start_done = NULL;
+        done(m, failure, m->start_userdata);
 }
 
 /* Drains the sync socket; returns the set-up error text if the child reported one. */
+static void machine_on_guest_reboot(GuestRebootKind kind, void *userdata)
+{
+        Machine *m = userdata;
+        m->guest_reboot = kind;
+}
+
+/* The new init's reboot(2) listener, kept in the fd store at once: without a listener the guest's reboot(2)
+ * would fail (ENOSYS). */
+static void machine_watch_reboots(Machine *m, int listener)
+{
+        m->reboot_watch = reboot_watch_free(m->reboot_watch);
+        int r = reboot_watch_new(m->manager->event, listener, m->leader, machine_on_guest_reboot, m,
+                                 &m->reboot_watch);
+        if (r < 0) {
+                log_machine_warning_errno(m->name, r, "Watch the guest's reboot(2) calls: %m");
+                return;
+        }
+        (void)manager_fdstore_put(m->manager, m->name, FDSTORE_REBOOT, reboot_watch_fd(m->reboot_watch),
+                                  m->leader_pidfd);
+}
+
 static char *machine_read_sync(Machine *m, int *ret_state)
 {
         char *failure = NULL;
-        int r = container_sync_read(m->sync_fd, &failure);
+        int listener = -1, r;
+        while ((r = container_sync_read_full(m->sync_fd, &failure, &listener)) == 2)
+                machine_watch_reboots(m, TAKE_FD(listener));
         *ret_state = r;
         if (r <= 0) {
                 m->sync_source = sd_event_source_disable_unref(m->sync_source);
@@ -240,8 +292,15 @@ static int machine_on_sync(sd_event_source *s, int fd, uint32_t revents, void *u
                                  m->spawn_shared_vm ? "shared-memory spawn" : "forked");
                 if (m->manager->cgroup_backend == CGROUP_BACKEND_DIRECT && m->cgroup)
                         (void)cgroup_direct_boost_setup(m->cgroup, false);
+                machine_crash_point(m, m->announced ? "reboot-exec" : "start-exec");
                 machine_reply_start(m, NULL);
-                machine_register_machined(m);
+                if (m->manager->cgroup_backend == CGROUP_BACKEND_SYSTEMD)
+                        bus_register_machined(m);
+                if (!m->announced) {
+                        /* Only a machine whose init runs is announced: a failed start never was one. */
+                        m->announced = true;
+                        bus_emit_machine_new(m->manager, m);
+                }
                 return 0;
         }
         log_machine_error_errno(m->name, 0, "Start failed: %s", failure);
@@ -267,11 +326,11 @@ static void machine_log_exit(Machine *m, const char *result, int status)
 static int machine_spawn_logged(Machine *m)
 {
         log_machine_info(m->name, "Rebooting.");
-        sd_bus_error error = SD_BUS_ERROR_NULL;
+        MachineError error = {};
         int r = machine_spawn(m, &error);
         if (r < 0)
                 log_machine_error_errno(m->name, r, "Reboot failed: %s", error.message ?: strerror(-r));
-        sd_bus_error_free(&error);
+        machine_error_done(&error);
         return r;
 }
 
@@ -281,6 +340,7 @@ static int machine_wait_cgroup_gone(Machine *m);
  * notify socket, settings and bus object. */
 static int machine_respawn(Machine *m)
 {
+        machine_crash_point(m, "reboot-gone");
         m->stopping_for_reboot = false;
         machine_release_process(m);
         if (m->console)
@@ -336,7 +396,14 @@ static void machine_leader_gone(Machine *m, const char *result, int status)
         /* A guest's reboot(2) ends its init with SIGHUP; a Reboot() of a Boot=no guest asked for the
          * same. Either way: the same machine comes back with the same settings. */
         bool reboot = !start_failed && m->state != MACHINE_STOPPING && streq(result, "killed") && status == SIGHUP;
-        if ((m->stopping_for_reboot || reboot) && machine_respawn(m) >= 0)
+        /* An adopted leader's status does not tell a reboot: the kernel reports the pid namespace's reboot(2)
+         * to the parent it had, and PIDFD_GET_INFO shows init's own exit (0). What its reboot(2) asked for
+         * does (reboot-watch.h); without a listener, a reboot we asked for is taken at its word. */
+        if (m->adopted && !start_failed && !m->stop_requested)
+                reboot = m->guest_reboot == GUEST_REBOOT_RESTART ||
+                         (m->guest_reboot == GUEST_REBOOT_NONE && m->reboot_requested);
+        m->reboot_requested = false;
+        if ((m->stopping_for_reboot || reboot) && !m->settings_partial && machine_respawn(m) >= 0)
                 return;
         machine_finalize(m);
 }
@@ -352,9 +419,60 @@ static int machine_on_child(sd_event_source *s, const siginfo_t *si, void *userd
 }
 
 /* Adopted leaders are not our children: a readable pidfd is all we learn. */
+/* Linux 6.15's PIDFD_GET_INFO tells the exit status of any process we hold a pidfd of, once it has been
+ * reaped; older kernels' headers (and kernels) lack it. */
+struct mm_pidfd_info {
+        uint64_t mask, cgroupid;
+        uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+        int32_t exit_code;
+};
+#define MM_PIDFD_GET_INFO _IOWR(0xFF, 11, struct mm_pidfd_info)
+#define MM_PIDFD_INFO_EXIT (1ULL << 3)
+#define ADOPTED_EXIT_PROBE_USEC (50 * 1000)
+#define ADOPTED_EXIT_PROBE_TRIES 100
+
+/* 1 with *ret_wstatus when the kernel tells, 0 when not (yet), -errno when it never will. */
+static int pidfd_exit_status(int pidfd, int *ret_wstatus)
+{
+        struct mm_pidfd_info info = {.mask = MM_PIDFD_INFO_EXIT};
+        if (ioctl(pidfd, MM_PIDFD_GET_INFO, &info) < 0)
+                return errno == ESRCH ? 0 : -errno;
+        if (!(info.mask & MM_PIDFD_INFO_EXIT))
+                return 0;
+        *ret_wstatus = info.exit_code;
+        return 1;
+}
+
+/* Whoever inherited the adopted leader (the host's init) reaps it a moment after its exit; until then its
+ * status is not known. Polled briefly, then given up as unknown. */
+static int machine_on_adopted_exit_probe(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Machine *m = userdata;
+        int status = 0, r = pidfd_exit_status(m->leader_pidfd, &status);
+        if (r == 0 && ++m->exit_probe_tries < ADOPTED_EXIT_PROBE_TRIES) {
+                (void)sd_event_source_set_time_relative(s, ADOPTED_EXIT_PROBE_USEC);
+                return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        }
+        m->exit_probe = sd_event_source_disable_unref(m->exit_probe);
+        if (r <= 0)
+                machine_leader_gone(m, "unknown", 0);
+        else if (WIFEXITED(status))
+                machine_leader_gone(m, "exited", WEXITSTATUS(status));
+        else
+                machine_leader_gone(m, "killed", WTERMSIG(status));
+        return 0;
+}
+
 static int machine_on_adopted_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-        machine_leader_gone(userdata, "unknown", 0);
+        Machine *m = userdata;
+        /* The pidfd stays readable: one probe timer instead. */
+        (void)sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        m->exit_probe_tries = 0;
+        int r = sd_event_add_time_relative(m->manager->event, &m->exit_probe, CLOCK_MONOTONIC, 0, 0,
+                                           machine_on_adopted_exit_probe, m);
+        if (r < 0)
+                machine_leader_gone(m, "unknown", 0);
         return 0;
 }
 
@@ -375,7 +493,8 @@ static void machine_finish(Machine *m)
         m->notify = notify_free(m->notify);
         manager_fdstore_remove(m->manager, m->name);
         machine_remove_files(m);
-        bus_emit_machine_removed(m->manager, m);
+        if (m->announced)
+                bus_emit_machine_removed(m->manager, m);
         machine_free(m);
 }
 
@@ -449,6 +568,7 @@ static void limits_from_settings(const Settings *s, CGroupLimits *l)
 static int machine_pre_start(pid_t pid, void *userdata)
 {
         Machine *m = userdata;
+        machine_crash_point(m, m->announced ? "reboot-cloned" : "start-cloned");
         int net_r = network_machine_pre_start(m, pid);
         if (net_r < 0)
                 return net_r;
@@ -483,7 +603,7 @@ static void machine_on_scope(CGroup *cg, int r, const char *error, void *userdat
                 if (r >= 0)
                         r = container_send_go(m->sync_fd);
                 if (r >= 0) {
-                        (void)machine_save(m);
+                        (void)machine_state_save(m);
                         return;
                 }
                 error = NULL;
@@ -496,7 +616,7 @@ static void machine_on_scope(CGroup *cg, int r, const char *error, void *userdat
 
 /* Systemd mode: StartTransientUnit for the scope is sent now; the child, already cloned, builds its mounts
  * meanwhile and goes on once the scope holds it. The loop serves other clients while systemd works. */
-static int machine_start_scope(Machine *m, sd_bus_error *error)
+static int machine_start_scope(Machine *m, MachineError *error)
 {
         CGroupLimits limits;
         _cleanup_free_ char *description = NULL;
@@ -506,29 +626,29 @@ static int machine_start_scope(Machine *m, sd_bus_error *error)
         int r = cgroup_systemd_create_async(m->manager->systemd_bus, m->name, description, m->leader, &limits,
                                             m->settings->kill_signal, machine_on_scope, m, &m->scope_start);
         if (r < 0)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: start %s: %s", m->name,
-                                         m->unit ?: "the scope", strerror(-r));
+                return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: start %s: %s", m->name,
+                                     m->unit ?: "the scope", strerror(-r));
         return 0;
 }
 
-static int machine_build_argv(Machine *m, char ***ret_argv, int *ret_exec_fd, sd_bus_error *error)
+static int machine_build_argv(Machine *m, char ***ret_argv, int *ret_exec_fd, MachineError *error)
 {
         _cleanup_strv_free_ char **argv = NULL;
         if (m->settings->boot) {
                 _cleanup_free_ char *init = NULL;
                 int r = container_find_init(m->root, &init);
                 if (r < 0)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.NoInit",
-                                                 "%s: the image has no init to boot (looked for "
-                                                 "/usr/lib/systemd/systemd, /lib/systemd/systemd, /sbin/init): %s",
-                                                 m->name, strerror(-r));
+                        return machine_error(error, MACHINE_ERROR_NO_INIT,
+                                             "%s: the image has no init to boot (looked for "
+                                             "/usr/lib/systemd/systemd, /lib/systemd/systemd, /sbin/init): %s",
+                                             m->name, strerror(-r));
                 if (strv_extend(&argv, init) < 0)
                         return -ENOMEM;
                 *ret_exec_fd = -1;
         } else {
                 if (m->manager->init_fd < 0)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed",
-                                                 "%s: machinemgr-init is not installed", m->name);
+                        return machine_error(error, MACHINE_ERROR_START_FAILED,
+                                             "%s: machinemgr-init is not installed", m->name);
                 if (strv_extend(&argv, "machinemgr-init") < 0 || strv_extend(&argv, "--") < 0)
                         return -ENOMEM;
                 if (m->settings->command)
@@ -542,7 +662,7 @@ static int machine_build_argv(Machine *m, char ***ret_argv, int *ret_exec_fd, sd
 }
 
 /* Clones the guest's init. Used for the first start and for reboots. */
-static int machine_spawn(Machine *m, sd_bus_error *error)
+static int machine_spawn(Machine *m, MachineError *error)
 {
         _cleanup_strv_free_ char **argv = NULL;
         int exec_fd = -1, r;
@@ -560,20 +680,21 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                 limits_from_settings(m->settings, &limits);
                 r = cgroup_direct_prepare(m->name, &m->cgroup);
                 if (r < 0)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: create cgroup: %s",
-                                                 m->name, strerror(-r));
+                        return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: create cgroup: %s", m->name,
+                                             strerror(-r));
                 /* Recorded before any of it exists: a daemon killed from here on leaves a state file whose
                  * leader is not (yet) known, and the next daemon kills and removes whatever of the cgroup
                  * was made instead of leaving an orphan — or an unsupervised guest — behind. */
                 m->leader = 0;
-                (void)machine_save(m);
+                (void)machine_state_save(m);
                 r = cgroup_direct_realize(m->cgroup, &limits);
                 if (r < 0) {
                         m->cgroup = cgroup_free(m->cgroup);
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: create cgroup: %s",
-                                                 m->name, strerror(-r));
+                        return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: create cgroup: %s", m->name,
+                                             strerror(-r));
                 }
                 (void)cgroup_direct_boost_setup(m->cgroup, true);
+                machine_crash_point(m, m->announced ? "reboot-cgroup" : "start-cgroup");
         }
 
         ContainerConfig c = {
@@ -617,12 +738,12 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                         m->cgroup = cgroup_free(m->cgroup);
                 }
                 const char *why = m->spawn_failure ?: failure;
-                r = sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: %s", m->name,
-                                      why ?: strerror(-r));
+                r = machine_error(error, MACHINE_ERROR_START_FAILED, "%s: %s", m->name, why ?: strerror(-r));
                 m->spawn_failure = mfree(m->spawn_failure);
                 return r;
         }
         m->leader = p.pid;
+        m->guest_reboot = GUEST_REBOOT_NONE;
         notify_set_sender(m->notify, m->leader);
         m->leader_pidfd = p.pidfd;
         m->sync_fd = p.sync_fd;
@@ -640,29 +761,29 @@ static int machine_spawn(Machine *m, sd_bus_error *error)
                 r = machine_start_scope(m, error);
         if (r < 0) {
                 (void)pidfd_send(m->leader_pidfd, SIGKILL);
-                if (sd_bus_error_is_set(error))
-                        return r;
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: watch init: %s",
-                                         m->name, strerror(-r));
+                return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: watch init: %s", m->name,
+                                     strerror(-r));
         }
         console_set_leader(m->console, m->leader);
-        /* After every spawn (reboots too): the holder ties the console to the current leader. */
-        (void)manager_fdstore_put(m->manager, m->name, console_master_fd(m->console), m->leader_pidfd);
-        (void)machine_save(m);
+        /* After every spawn (reboots too): the holder ties both to the current leader. */
+        (void)manager_fdstore_put(m->manager, m->name, FDSTORE_CONSOLE, console_master_fd(m->console),
+                                  m->leader_pidfd);
+        (void)manager_fdstore_put(m->manager, m->name, FDSTORE_NOTIFY, notify_fd(m->notify), m->leader_pidfd);
+        (void)machine_state_save(m);
         bus_emit_machine_changed(m, "Leader");
         return 0;
 }
 
-static int machine_check_image(Machine *m, sd_bus_error *error)
+static int machine_check_image(Machine *m, MachineError *error)
 {
         struct stat st;
         if (stat(m->root, &st) < 0 || !S_ISDIR(st.st_mode))
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.NoSuchImage", "%s: no image at %s", m->name,
+                return machine_error(error, MACHINE_ERROR_NO_SUCH_IMAGE, "%s: no image at %s", m->name,
                                          m->root);
         return 0;
 }
 
-int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
+int machine_start(Machine *m, machine_start_done_t done, void *userdata, MachineError *error)
 {
         int r = machine_check_image(m, error);
         if (r < 0)
@@ -679,19 +800,18 @@ int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
         r = host_limits_check_start(m->name, booted, starting, m->settings->boot > 0, &limit_failure);
         if (r < 0) {
                 /* Recorded, so `machinemgr status NAME` says why even when the caller dropped the error. */
-                r = sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: host limit: %s", m->name,
-                                      limit_failure);
+                r = machine_error(error, MACHINE_ERROR_START_FAILED, "%s: host limit: %s", m->name, limit_failure);
                 manager_record_exit(m->manager, m->name, "failed", E2BIG, error->message);
                 return r;
         }
 
         r = image_lock(m->manager->image_path, m->name, &m->image_lock_fd);
         if (r == -EBUSY)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.ImageBusy",
+                return machine_error(error, MACHINE_ERROR_IMAGE_BUSY,
                                          "%s: the image is in use (locked by another machine or image operation)",
                                          m->name);
         if (r < 0)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: lock image: %s", m->name,
+                return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: lock image: %s", m->name,
                                          strerror(-r));
 
         sd_id128_randomize(&m->id);
@@ -706,7 +826,7 @@ int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
                 r = console_start(m->console);
         if (r < 0) {
                 machine_remove_files(m);
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.StartFailed", "%s: prepare console: %s",
+                return machine_error(error, MACHINE_ERROR_START_FAILED, "%s: prepare console: %s",
                                          m->name, strerror(-r));
         }
 
@@ -716,8 +836,8 @@ int machine_start(Machine *m, sd_bus_message *message, sd_bus_error *error)
                 machine_remove_files(m);
                 return r;
         }
-        m->start_message = sd_bus_message_ref(message);
-        bus_emit_machine_new(m->manager, m);
+        m->start_done = done;
+        m->start_userdata = userdata;
         return 0;
 }
 
@@ -730,6 +850,7 @@ int machine_poweroff(Machine *m)
         if (r < 0)
                 return r;
         log_machine_info(m->name, "Powering off (signal %d to init).", sig);
+        m->stop_requested = true;
         machine_set_state(m, MACHINE_STOPPING);
         return 0;
 }
@@ -738,14 +859,27 @@ int machine_reboot(Machine *m)
 {
         if (m->leader_pidfd < 0)
                 return -ESRCH;
+        if (m->settings_partial)
+                return -EOPNOTSUPP;
         if (!m->settings->boot) {
                 /* machinemgr-init has no reboot of its own: start the payload afresh. */
+                log_machine_info(m->name, "Rebooting (killing the payload to start it again).");
                 m->stopping_for_reboot = true;
-                return machine_terminate(m);
+                return machine_kill_everything(m);
         }
         /* systemd takes SIGINT as ctrl-alt-del: it reboots, its reboot(2) ends init with SIGHUP. */
         log_machine_info(m->name, "Rebooting (SIGINT to init).");
+        m->reboot_requested = true;
         return pidfd_send(m->leader_pidfd, SIGINT);
+}
+
+/* Killing PID 1 of the pid namespace takes every process of the namespace with it. */
+static int machine_kill_everything(Machine *m)
+{
+        int r = pidfd_send(m->leader_pidfd, SIGKILL);
+        if (m->cgroup)
+                (void)cgroup_kill(m->cgroup, SIGKILL);
+        return r;
 }
 
 int machine_terminate(Machine *m)
@@ -753,13 +887,11 @@ int machine_terminate(Machine *m)
         if (m->leader_pidfd < 0)
                 return -ESRCH;
         log_machine_info(m->name, "Terminating.");
-        if (!m->stopping_for_reboot)
-                machine_set_state(m, MACHINE_STOPPING);
-        /* Killing PID 1 of the pid namespace takes every process of the namespace with it. */
-        int r = pidfd_send(m->leader_pidfd, SIGKILL);
-        if (m->cgroup)
-                (void)cgroup_kill(m->cgroup, SIGKILL);
-        return r;
+        /* Also the end of a reboot still under way. */
+        m->stopping_for_reboot = m->reboot_requested = false;
+        m->stop_requested = true;
+        machine_set_state(m, MACHINE_STOPPING);
+        return machine_kill_everything(m);
 }
 
 int machine_kill(Machine *m, const char *whom, int signo)
@@ -773,65 +905,40 @@ int machine_kill(Machine *m, const char *whom, int signo)
         return cgroup_kill(m->cgroup, signo);
 }
 
-int machine_set_limits(Machine *m, const CGroupLimits *limits)
+int machine_set_limits(Machine *m, const MachineLimits *limits)
 {
         if (!m->cgroup)
                 return -ESRCH;
-        int r = cgroup_set_limits(m->cgroup, limits);
+        /* The cgroup gets the whole set: a limit not given here is the one the machine has, never "none". */
+        Settings next = *m->settings;
+        if (limits->memory_max != LIMIT_UNSET)
+                next.memory_max = limits->memory_max;
+        if (limits->cpu_quota_per_sec_usec != LIMIT_UNSET)
+                next.cpu_quota_per_sec_usec = limits->cpu_quota_per_sec_usec;
+        if (limits->tasks_max != LIMIT_UNSET)
+                next.tasks_max = limits->tasks_max;
+        CGroupLimits l;
+        limits_from_settings(&next, &l);
+        int r = cgroup_set_limits(m->cgroup, &l);
         if (r < 0)
                 return r;
-        if (limits->memory_max != LIMIT_UNSET)
-                m->settings->memory_max = limits->memory_max == UINT64_MAX ? LIMIT_INFINITY : limits->memory_max;
-        if (limits->cpu_quota_per_sec_usec != LIMIT_UNSET)
-                m->settings->cpu_quota_per_sec_usec = limits->cpu_quota_per_sec_usec == UINT64_MAX
-                                                              ? LIMIT_INFINITY
-                                                              : limits->cpu_quota_per_sec_usec;
-        if (limits->tasks_max != LIMIT_UNSET)
-                m->settings->tasks_max = limits->tasks_max == UINT64_MAX ? LIMIT_INFINITY : limits->tasks_max;
-        return machine_save(m);
+        m->settings->memory_max = next.memory_max;
+        m->settings->cpu_quota_per_sec_usec = next.cpu_quota_per_sec_usec;
+        m->settings->tasks_max = next.tasks_max;
+        return machine_state_save(m);
 }
 
-/* The state file: what a restarted daemon needs to find and keep supervising the machine. */
-static int machine_save(Machine *m)
-{
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0;
-        _cleanup_fclose_ FILE *f = open_memstream(&buf, &size);
-        if (!f)
-                return -ENOMEM;
-        char id[SD_ID128_STRING_MAX];
-        fprintf(f, "NAME=%s\nID=%s\nSTATE=%s\nLEADER=%d\nLEADER_STARTTIME=%" PRIu64 "\nTIMESTAMP=%" PRIu64
-                   "\nROOT=%s\nBOOT=%d\nKILL_SIGNAL=%d\n",
-                m->name, sd_id128_to_string(m->id, id), machine_state_to_string(m->state), (int)m->leader,
-                m->leader_starttime, m->timestamp, m->root, m->settings->boot, m->settings->kill_signal);
-        fprintf(f, "MEMORY_MAX=%" PRIu64 "\nCPU_QUOTA=%" PRIu64 "\nTASKS_MAX=%" PRIu64 "\n", m->settings->memory_max,
-                m->settings->cpu_quota_per_sec_usec, m->settings->tasks_max);
-        if (m->status_text && !strchr(m->status_text, '\n'))
-                fprintf(f, "STATUS_TEXT=%s\n", m->status_text);
-        network_machine_serialize(m, f);
-        userns_machine_serialize(m, f);
-        if (m->cgroup)
-                cgroup_serialize(m->cgroup, f);
-        if (fflush(f) != 0)
-                return -ENOMEM;
-        fclose(f);
-        f = NULL;
-        int r = write_file_atomic(m->state_file, buf);
-        if (r < 0)
-                log_machine_warning_errno(m->name, r, "Write state file %s: %m", m->state_file);
-        return r;
-}
-
-static int machine_load_item(Machine *m, const char *key, const char *value)
+/* A state file an older machinemgrd wrote (KEY=VALUE lines): it kept the runtime state but only a few
+ * settings. Such a machine is supervised to its end, but never started again on a reboot: its Command,
+ * binds, limits… are not known, and guessing them is how a guest came back as host root. */
+static int machine_load_legacy_item(Machine *m, const char *key, const char *value)
 {
         uint64_t u;
         int i;
         if (streq(key, "ID"))
                 return sd_id128_from_string(value, &m->id);
-        if (streq(key, "STATE"))
-                m->state = streq(value, "running")    ? MACHINE_RUNNING
-                           : streq(value, "stopping") ? MACHINE_STOPPING
-                                                      : MACHINE_STARTING;
+        if (streq(key, "STATE") && (i = machine_state_from_string(value)) >= 0)
+                m->state = i;
         else if (streq(key, "LEADER") && safe_atoi(value, &i) >= 0)
                 m->leader = i;
         else if (streq(key, "LEADER_STARTTIME"))
@@ -848,8 +955,6 @@ static int machine_load_item(Machine *m, const char *key, const char *value)
                 m->settings->cpu_quota_per_sec_usec = u;
         else if (streq(key, "TASKS_MAX") && safe_atou64(value, &u) >= 0)
                 m->settings->tasks_max = u;
-        else if (streq(key, "STATUS_TEXT"))
-                return (m->status_text = strdup(value)) ? 0 : -ENOMEM;
         else if (strncmp(key, "USERNS_", 7) == 0)
                 return userns_machine_deserialize_item(m, key, value);
         else if (strncmp(key, "NET_", 4) == 0)
@@ -859,23 +964,29 @@ static int machine_load_item(Machine *m, const char *key, const char *value)
         return 0;
 }
 
-static int machine_load(Machine *m)
+static int machine_load_legacy(Machine *m)
 {
         _cleanup_fclose_ FILE *f = fopen(m->state_file, "re");
         if (!f)
                 return -errno;
-        char line[4096];
-        while (fgets(line, sizeof line, f)) {
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        int r = 0;
+        settings_free(m->settings);
+        if (!(m->settings = settings_new()))
+                return -ENOMEM;
+        while (r >= 0 && getline(&line, &size, f) > 0) {
                 line[strcspn(line, "\n")] = 0;
                 char *eq = strchr(line, '=');
                 if (!eq)
                         continue;
                 *eq = 0;
-                int r = machine_load_item(m, line, eq + 1);
-                if (r < 0)
-                        return r;
+                r = machine_load_legacy_item(m, line, eq + 1);
         }
-        return 0;
+        m->settings_partial = true;
+        if (r >= 0)
+                r = settings_apply_defaults(m->settings, m->name);
+        return r;
 }
 
 static int machine_adopt_leader(Machine *m)
@@ -894,17 +1005,67 @@ static int machine_adopt_leader(Machine *m)
                                machine_on_adopted_exit, m);
 }
 
+static int machine_load(Machine *m)
+{
+        int r = machine_state_load(m);
+        if (r != -EBADMSG)
+                return r;
+        log_machine_warning_errno(m->name, 0, "State file %s is from an older machinemgrd: the machine is "
+                                  "supervised until it stops, but not restarted on a reboot.", m->state_file);
+        return machine_load_legacy(m);
+}
+
+static void machine_adopt_console(Machine *m)
+{
+        int console_fd = manager_fdstore_take(m->manager, m->name, FDSTORE_CONSOLE);
+        if (console_fd < 0) {
+                /* Without a service manager's fd store the pty master died with the previous daemon. */
+                log_machine_info(m->name, "Console output of this run is not logged any more (no fd store).");
+                return;
+        }
+        int r = console_new_from_fd(m->manager->event, m->name, console_fd, &m->console);
+        if (r >= 0) {
+                console_set_leader(m->console, m->leader);
+                r = console_start(m->console);
+        }
+        if (r < 0)
+                log_machine_warning_errno(m->name, r, "Re-attach console: %m");
+}
+
+/* The socket the guest has had all along, with what its init sent while no daemon ran (READY=1) still
+ * queued in it; a fresh one where the fd store had none (then a READY=1 sent meanwhile is lost). */
+static void machine_adopt_notify(Machine *m)
+{
+        int fd = manager_fdstore_take(m->manager, m->name, FDSTORE_NOTIFY);
+        int r = fd >= 0 ? notify_new_from_fd(m->manager->event, fd, machine_on_notify, m, &m->notify)
+                        : notify_new(m->manager->event, m->host_dir, machine_on_notify, m, &m->notify);
+        if (r < 0) {
+                log_machine_warning_errno(m->name, r, "Re-create notify socket: %m");
+                return;
+        }
+        if (fd < 0 && m->state == MACHINE_STARTING)
+                log_machine_warning_errno(m->name, 0, "No notify socket kept from the previous daemon: a "
+                                          "READY=1 sent meanwhile is lost.");
+        notify_set_sender(m->notify, m->leader);
+}
+
+static void machine_adopt_reboot_watch(Machine *m)
+{
+        int fd = manager_fdstore_take(m->manager, m->name, FDSTORE_REBOOT);
+        int r = fd < 0 ? fd
+                       : reboot_watch_new(m->manager->event, fd, m->leader, machine_on_guest_reboot, m,
+                                          &m->reboot_watch);
+        if (r < 0)
+                log_machine_warning_errno(m->name, r, "No reboot(2) listener kept from the previous daemon (%m): "
+                                          "a reboot the guest starts itself will end the machine.");
+}
+
 int machine_adopt(Manager *manager, const char *name)
 {
         Machine *m;
         int r = machine_new(manager, name, &m);
         if (r < 0)
                 return r;
-        m->settings = settings_new();
-        if (!m->settings) {
-                machine_free(m);
-                return -ENOMEM;
-        }
         r = machine_load(m);
         if (r >= 0 && m->cgroup)
                 r = cgroup_deserialize_done(m->cgroup);
@@ -913,13 +1074,15 @@ int machine_adopt(Manager *manager, const char *name)
         if (r < 0) {
                 log_machine_info(m->name, "Not running any more (%s): cleaning up.", strerror(-r));
                 manager_record_exit(manager, m->name, "unknown", 0, "ended while machinemgrd was not running");
+                if (!m->settings && !(m->settings = settings_new())) {
+                        machine_free(m);
+                        return -ENOMEM;
+                }
                 machine_finalize(m);
                 return 0;
         }
-        r = notify_new(manager->event, m->host_dir, machine_on_notify, m, &m->notify);
-        if (r < 0)
-                log_machine_warning_errno(m->name, r, "Re-create notify socket: %m");
-        notify_set_sender(m->notify, m->leader);
+        machine_adopt_notify(m);
+        machine_adopt_reboot_watch(m);
         r = image_lock(manager->image_path, m->name, &m->image_lock_fd);
         if (r < 0)
                 log_machine_warning_errno(m->name, r, "Re-take the image lock: %m");
@@ -928,20 +1091,11 @@ int machine_adopt(Manager *manager, const char *name)
         /* The last daemon may have died between a guest's clone and its exec. */
         if (m->cgroup && cgroup_backend(m->cgroup) == CGROUP_BACKEND_DIRECT)
                 (void)cgroup_direct_boost_setup(m->cgroup, false);
-        int console_fd = manager_fdstore_take(manager, m->name);
-        if (console_fd >= 0) {
-                r = console_new_from_fd(manager->event, m->name, console_fd, &m->console);
-                if (r >= 0) {
-                        console_set_leader(m->console, m->leader);
-                        r = console_start(m->console);
-                }
-                if (r < 0)
-                        log_machine_warning_errno(m->name, r, "Re-attach console: %m");
-        } else
-                /* Without a service manager's fd store the pty master died with the previous daemon. */
-                log_machine_info(m->name, "Console output of this run is not logged any more (no fd store).");
+        machine_adopt_console(m);
         (void)network_machine_adopt(m);
         log_machine_info(m->name, "Re-adopted running machine, leader PID %d.", (int)m->leader);
+        machine_crash_point(m, "adopt");
+        m->announced = true;
         bus_emit_machine_new(manager, m);
         return 1;
 }

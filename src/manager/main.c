@@ -134,10 +134,11 @@ int main(int argc, char *argv[])
         /* About five fds per machine plus one per client: a service's default soft limit of 1024 would run
          * out near 200 machines. Raise ours to the hard limit; guests get the original. */
         struct rlimit nofile;
-        if (getrlimit(RLIMIT_NOFILE, &nofile) >= 0 && nofile.rlim_cur < nofile.rlim_max) {
+        if (getrlimit(RLIMIT_NOFILE, &nofile) >= 0) {
+                container_set_guest_nofile(&nofile);
                 struct rlimit raised = {.rlim_cur = nofile.rlim_max, .rlim_max = nofile.rlim_max};
-                if (setrlimit(RLIMIT_NOFILE, &raised) >= 0)
-                        container_set_guest_nofile(&nofile);
+                if (nofile.rlim_cur < nofile.rlim_max)
+                        (void)setrlimit(RLIMIT_NOFILE, &raised);
         }
 
         Manager *m;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "manager.h"
+#include "bus-names.h"
 #include "cgroup.h"
 
 #include <fcntl.h>
@@ -130,13 +131,14 @@ void manager_foreach_bus(Manager *m, manager_bus_func f, void *userdata)
 }
 
 /* FDNAME= allows printable ASCII only; machine names may be UTF-8, so they are hex-encoded. */
-static int fdstore_name(const char *machine, char **ret)
+static int fdstore_name(FdStoreKind kind, const char *machine, char **ret)
 {
         size_t l = strlen(machine);
         char *s = malloc(3 + 2 * l);
         if (!s)
                 return -ENOMEM;
-        strcpy(s, "c-");
+        s[0] = (char)kind;
+        s[1] = '-';
         for (size_t i = 0; i < l; i++)
                 sprintf(s + 2 + 2 * i, "%02x", (unsigned char)machine[i]);
         *ret = s;
@@ -164,11 +166,11 @@ static int fdstore_send(Manager *m, const char *name, int fd, int owner_pidfd)
         return r;
 }
 
-int manager_fdstore_put(Manager *m, const char *machine, int fd, int owner_pidfd)
+int manager_fdstore_put(Manager *m, const char *machine, FdStoreKind kind, int fd, int owner_pidfd)
 {
         _cleanup_free_ char *name = NULL, *msg = NULL;
         int r;
-        if (fdstore_name(machine, &name) < 0)
+        if (fdstore_name(kind, machine, &name) < 0)
                 return -ENOMEM;
         if (have_service_fdstore()) {
                 /* In an envelope: the store would drop a bare pty master at its first EPOLLHUP. */
@@ -181,14 +183,15 @@ int manager_fdstore_put(Manager *m, const char *machine, int fd, int owner_pidfd
         } else
                 r = fdstore_send(m, name, fd, owner_pidfd);
         if (r < 0)
-                log_machine_warning_errno(machine, r, "Put console into the fd store: %m");
+                log_machine_warning_errno(machine, r, "Put %s into the fd store: %m",
+                                          kind == FDSTORE_CONSOLE ? "console" : "notify socket");
         return r;
 }
 
-void manager_fdstore_remove(Manager *m, const char *machine)
+static void manager_fdstore_remove_one(Manager *m, const char *machine, FdStoreKind kind)
 {
         _cleanup_free_ char *name = NULL, *msg = NULL;
-        if (fdstore_name(machine, &name) < 0)
+        if (fdstore_name(kind, machine, &name) < 0)
                 return;
         if (!have_service_fdstore()) {
                 (void)fdstore_send(m, name, -1, -1);
@@ -198,10 +201,17 @@ void manager_fdstore_remove(Manager *m, const char *machine)
                 (void)sd_notify(false, msg);
 }
 
-int manager_fdstore_take(Manager *m, const char *machine)
+void manager_fdstore_remove(Manager *m, const char *machine)
+{
+        manager_fdstore_remove_one(m, machine, FDSTORE_CONSOLE);
+        manager_fdstore_remove_one(m, machine, FDSTORE_NOTIFY);
+        manager_fdstore_remove_one(m, machine, FDSTORE_REBOOT);
+}
+
+int manager_fdstore_take(Manager *m, const char *machine, FdStoreKind kind)
 {
         _cleanup_free_ char *name = NULL;
-        if (fdstore_name(machine, &name) < 0)
+        if (fdstore_name(kind, machine, &name) < 0)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_stored; i++)
                 if (m->stored_fds[i] >= 0 && streq(m->stored_names[i], name))
@@ -288,7 +298,7 @@ static int manager_connect_system_bus(Manager *m)
         r = manager_bus_add_objects(m, m->system_bus);
         if (r < 0)
                 return log_error_errno(r, "Register objects on the system bus: %m");
-        r = sd_bus_request_name(m->system_bus, "org.machinemgr1", 0);
+        r = sd_bus_request_name(m->system_bus, MM_BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(r, "Acquire bus name org.machinemgr1: %m");
         r = sd_bus_attach_event(m->system_bus, m->event, 0);
@@ -323,12 +333,13 @@ static void manager_adopt_all(Manager *m)
                 return;
         struct dirent *de;
         while ((de = readdir(d))) {
-                /* NAME.tmp.PID: an atomic state-file write cut short by a kill of the daemon. */
-                if (de->d_type == DT_REG && strstr(de->d_name, ".tmp.")) {
+                /* .#NAME.XXXXXX: an atomic state-file write cut short by a kill of the daemon (no machine
+                 * name starts with a dot). */
+                if (de->d_type == DT_REG && strncmp(de->d_name, ".#", 2) == 0) {
                         (void)unlinkat(dirfd(d), de->d_name, 0);
                         continue;
                 }
-                if (de->d_type != DT_REG || !machine_name_is_valid(de->d_name) || strchr(de->d_name, '.'))
+                if (de->d_type != DT_REG || !machine_name_is_valid(de->d_name))
                         continue;
                 int r = machine_adopt(m, de->d_name);
                 if (r < 0)

@@ -55,9 +55,16 @@ Machine *manager_get_machine(Manager *m, const char *name);
 /* The service manager's fd store keeps console pty masters across daemon restarts (SPEC §9). All three are
  * no-ops when not running under a service manager that has one. */
 /* owner_pidfd: the machine's leader (direct mode's holder drops the fd once it exits). */
-int manager_fdstore_put(Manager *m, const char *machine, int fd, int owner_pidfd);
-void manager_fdstore_remove(Manager *m, const char *machine);
-int manager_fdstore_take(Manager *m, const char *machine); /* the fd, or -ENOENT */
+/* Each machine keeps two fds there: its console's pty master, and its notify socket (so that what the guest
+ * sends while no daemon runs — READY=1 — waits in the socket's queue for the next one). */
+typedef enum FdStoreKind {
+        FDSTORE_CONSOLE = 'c',
+        FDSTORE_NOTIFY = 'n',
+        FDSTORE_REBOOT = 'r', /* the guest's reboot(2) listener (reboot-watch.h) */
+} FdStoreKind;
+int manager_fdstore_put(Manager *m, const char *machine, FdStoreKind kind, int fd, int owner_pidfd);
+void manager_fdstore_remove(Manager *m, const char *machine); /* every kind */
+int manager_fdstore_take(Manager *m, const char *machine, FdStoreKind kind); /* the fd, or -ENOENT */
 
 /* How a machine's last run ended (DBUS.md GetMachineExit). */
 struct ExitRecord {
@@ -83,6 +90,11 @@ int bus_check_root(sd_bus_message *msg, sd_bus_error *error);
 int bus_emit_machine_new(Manager *m, Machine *machine);
 int bus_emit_machine_removed(Manager *m, Machine *machine);
 int bus_emit_machine_changed(Machine *machine, const char *property);
+/* So that machinectl, journalctl -M and systemctl -M see the machine (systemd mode). */
+void bus_register_machined(Machine *machine);
+typedef struct MachineError MachineError;
+/* Sets error to the D-Bus error of a failed machine_start (r without a MachineError: its errno). */
+int bus_error_from_machine(sd_bus_error *error, const MachineError *e, int r);
 int machine_bus_path(const char *name, char **ret);
 
 /* One accepted connection on the private socket. */

@@ -2,7 +2,6 @@
 #include "mount-setup.h"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -23,17 +22,6 @@ static int fail(const char **ret_step, int r, const char *fmt, const char *arg)
         snprintf(step_buf, sizeof(step_buf), fmt, arg);
         *ret_step = step_buf;
         return r;
-}
-
-int openat_in_root(int root_fd, const char *path, int flags)
-{
-        struct open_how how = {
-                .flags = (uint64_t) flags | O_CLOEXEC,
-                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-        };
-        int fd = (int) syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
-
-        return fd < 0 ? -errno : fd;
 }
 
 /* Opens path inside the root as a mount target, creating the last component when missing (a directory,

@@ -11,9 +11,6 @@
 
 #include "container.h"
 
-/* openat2(root_fd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS). */
-int openat_in_root(int root_fd, const char *path, int flags);
-
 /* Makes "/" a slave, binds c->root onto itself and mounts /proc, /sys, /dev, /run and /run/host below
  * it. Returns an O_PATH fd of the new root mount. On failure *ret_step names what failed ("mount
  * /proc"); it points to static storage. */

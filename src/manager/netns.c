@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <net/if.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
@@ -12,7 +11,6 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -155,22 +153,21 @@ int netns_setup_host0(char **addresses, const char **ret_step)
         return link_set_up(sk, link);
 }
 
-/* The guest's file, never following a symlink in the image out of (or within) its root. */
+/* The guest's file, never following a symlink in the image out of (or within) its root, and only ever a
+ * regular file: a FIFO there would block the set-up (and with it the daemon, see container.c), a device's
+ * open runs its driver outside the guest's device policy. Created when missing. */
 static int open_guest_resolv_conf(int root_fd, int flags)
 {
-        struct open_how how = {
-                .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
-                .mode = (flags & O_CREAT) ? 0644 : 0,
-                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-        };
-        int fd = (int)syscall(SYS_openat2, root_fd, "etc/resolv.conf", &how, sizeof how);
-        return fd < 0 ? -errno : fd;
+        return guest_open(-1, root_fd, "etc/resolv.conf", flags, GUEST_OPEN_NOFOLLOW | GUEST_OPEN_CREATE);
 }
 
-/* Nothing to do (and no failure) for an image that cannot or should not take the file. */
+/* Nothing to do (and no failure) for an image that cannot or should not take the file: a symlink (a
+ * resolver manager's stub), no /etc, a read-only root, or whatever the guest put there that is not a
+ * regular file (left as it is, like a symlink) or holds a lease on it. */
 static bool resolv_conf_skippable(int r)
 {
-        return r == -ELOOP || r == -ENOENT || r == -EROFS || r == -ENOTDIR;
+        return r == -ELOOP || r == -ENOENT || r == -EROFS || r == -ENOTDIR || r == -EISDIR || r == -EBADFD ||
+               r == -EWOULDBLOCK;
 }
 
 static int resolv_conf_copy(int root_fd)
@@ -182,7 +179,7 @@ static int resolv_conf_copy(int root_fd)
                 return 0; /* the host has none: leave the guest's */
         if (r < 0)
                 return r;
-        _cleanup_close_ int fd = open_guest_resolv_conf(root_fd, O_WRONLY | O_CREAT | O_TRUNC);
+        _cleanup_close_ int fd = open_guest_resolv_conf(root_fd, O_WRONLY | O_TRUNC);
         if (fd < 0)
                 return resolv_conf_skippable(fd) ? 0 : fd;
         for (size_t done = 0; done < size;) {
@@ -197,13 +194,6 @@ static int resolv_conf_copy(int root_fd)
 static int resolv_conf_bind(int root_fd)
 {
         _cleanup_close_ int target = open_guest_resolv_conf(root_fd, O_PATH);
-        if (target == -ENOENT) {
-                /* A bind mount needs something to sit on. */
-                _cleanup_close_ int created = open_guest_resolv_conf(root_fd, O_WRONLY | O_CREAT | O_EXCL);
-                if (created < 0)
-                        return resolv_conf_skippable(created) ? 0 : created;
-                target = open_guest_resolv_conf(root_fd, O_PATH);
-        }
         if (target < 0)
                 return resolv_conf_skippable(target) ? 0 : target;
 

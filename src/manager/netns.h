@@ -10,8 +10,9 @@ int netns_loopback_up(void);
 int netns_setup_host0(char **addresses, const char **ret_step);
 
 /* ResolvConf= in the child, after the guest's mounts and before pivot_root (the host's /etc is still
- * visible). The guest's /etc/resolv.conf is resolved inside root_fd; a symlink there (a resolver
- * manager's stub) is left alone, as is a read-only rootfs or a rootfs without /etc. */
+ * visible). The guest's /etc/resolv.conf is resolved inside root_fd and never opened unless it is a
+ * regular file (guest_open()); a symlink there (a resolver manager's stub) is left alone, as is anything
+ * else that is not a regular file (a FIFO, a device), a read-only rootfs or a rootfs without /etc. */
 enum {
         NETNS_RESOLV_CONF_LEAVE = 0,
         NETNS_RESOLV_CONF_COPY,

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <linux/filter.h>
+#include <linux/reboot.h>
 #include <linux/seccomp.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -83,7 +84,32 @@ static int add_compat_arches(scmp_filter_ctx ctx)
         return 0;
 }
 
+/* reboot(2)'s restart, power-off and halt commands go to the listener (reboot-watch.h); the rest of reboot(2)
+ * (CAD on/off, bad magic) is the kernel's alone, as before. */
+static int watch_reboot(scmp_filter_ctx ctx)
+{
+        static const unsigned cmds[] = {
+                LINUX_REBOOT_CMD_RESTART,
+                LINUX_REBOOT_CMD_RESTART2,
+                LINUX_REBOOT_CMD_POWER_OFF,
+                LINUX_REBOOT_CMD_HALT,
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cmds); i++) {
+                int r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(reboot), 2,
+                                         SCMP_A0(SCMP_CMP_EQ, (uint32_t)LINUX_REBOOT_MAGIC1),
+                                         SCMP_A2(SCMP_CMP_EQ, cmds[i]));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int seccomp_policy_build(char **extra, scmp_filter_ctx *ret, const char **ret_bad_name)
+{
+        return seccomp_policy_build_full(extra, false, ret, ret_bad_name);
+}
+
+int seccomp_policy_build_full(char **extra, bool watch, scmp_filter_ctx *ret, const char **ret_bad_name)
 {
         __attribute__((cleanup(seccomp_releasep))) scmp_filter_ctx ctx = NULL;
         int r;
@@ -125,6 +151,12 @@ int seccomp_policy_build(char **extra, scmp_filter_ctx *ret, const char **ret_ba
                                 return r;
                 }
         }
+        /* SystemCallFilter=~reboot: nothing of it reaches the kernel, so there is nothing to watch. */
+        if (watch && !strv_contains(extra, "~reboot")) {
+                r = watch_reboot(ctx);
+                if (r < 0)
+                        return r;
+        }
 
         *ret = ctx;
         ctx = NULL;
@@ -145,14 +177,15 @@ typedef struct CompiledFilter {
 
 static CompiledFilter *compiled_filters;
 
-static char *filter_key(char **extra)
+static char *filter_key(char **extra, bool watch)
 {
-        size_t n = 1;
+        size_t n = 2;
         for (char **e = extra; e && *e; e++)
                 n += strlen(*e) + 1;
         char *key = malloc(n), *p = key;
         if (!key)
                 return NULL;
+        *p++ = watch ? 'w' : '-';
         for (char **e = extra; e && *e; e++)
                 p = stpcpy(stpcpy(p, *e), "\n");
         *p = 0;
@@ -195,10 +228,10 @@ static int filter_export(scmp_filter_ctx ctx, struct sock_filter **ret_insns, un
         return 0;
 }
 
-int seccomp_policy_prepare(char **extra, const char **ret_bad_name)
+static int seccomp_policy_prepare_one(char **extra, bool watch, const char **ret_bad_name)
 {
         __attribute__((cleanup(seccomp_releasep))) scmp_filter_ctx ctx = NULL;
-        _cleanup_free_ char *key = filter_key(extra);
+        _cleanup_free_ char *key = filter_key(extra, watch);
         struct sock_filter *insns = NULL;
         unsigned short len = 0;
         int r;
@@ -208,7 +241,7 @@ int seccomp_policy_prepare(char **extra, const char **ret_bad_name)
         if (filter_find(key))
                 return 0;
 
-        r = seccomp_policy_build(extra, &ctx, ret_bad_name);
+        r = seccomp_policy_build_full(extra, watch, &ctx, ret_bad_name);
         if (r < 0)
                 return r;
         r = filter_export(ctx, &insns, &len);
@@ -225,10 +258,21 @@ int seccomp_policy_prepare(char **extra, const char **ret_bad_name)
         return 0;
 }
 
-int seccomp_policy_apply(char **extra, const char **ret_bad_name)
+/* Both variants: the guest's init gets the watching one, shell sessions the other (no listener would
+ * answer theirs: their reboot(2) would fail with ENOSYS). */
+int seccomp_policy_prepare(char **extra, const char **ret_bad_name)
+{
+        int r = seccomp_policy_prepare_one(extra, false, ret_bad_name);
+        if (r >= 0)
+                r = seccomp_policy_prepare_one(extra, true, ret_bad_name);
+        return r;
+}
+
+static int seccomp_policy_load(char **extra, int *ret_listener, const char **ret_bad_name)
 {
         __attribute__((cleanup(seccomp_releasep))) scmp_filter_ctx ctx = NULL;
-        _cleanup_free_ char *key = filter_key(extra);
+        bool watch = ret_listener != NULL;
+        _cleanup_free_ char *key = filter_key(extra, watch);
         int r;
 
         CompiledFilter *f = key ? filter_find(key) : NULL;
@@ -236,14 +280,34 @@ int seccomp_policy_apply(char **extra, const char **ret_bad_name)
                 struct sock_fprog prog = { .len = f->len, .filter = f->insns };
 
                 /* What seccomp_load() does with NNP off: we still hold CAP_SYS_ADMIN here. */
-                if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+                r = (int) syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                  watch ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0, &prog);
+                if (r < 0)
                         return -errno;
+                if (watch)
+                        *ret_listener = r;
                 return 0;
         }
 
         /* Not prepared by the parent: compile here (slower, same result). */
-        r = seccomp_policy_build(extra, &ctx, ret_bad_name);
+        r = seccomp_policy_build_full(extra, watch, &ctx, ret_bad_name);
         if (r < 0)
                 return r;
-        return seccomp_load(ctx);
+        r = seccomp_load(ctx);
+        if (r >= 0 && watch) {
+                r = seccomp_notify_fd(ctx);
+                if (r >= 0)
+                        *ret_listener = r;
+        }
+        return r < 0 ? r : 0;
+}
+
+int seccomp_policy_apply(char **extra, const char **ret_bad_name)
+{
+        return seccomp_policy_load(extra, NULL, ret_bad_name);
+}
+
+int seccomp_policy_apply_watching_reboot(char **extra, int *ret_listener, const char **ret_bad_name)
+{
+        return seccomp_policy_load(extra, ret_listener, ret_bad_name);
 }

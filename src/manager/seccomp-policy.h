@@ -13,10 +13,13 @@
  * guest is rooted at its own cgroup, which has no release_agent file. tests/runtime checks both. */
 
 #include <seccomp.h>
+#include <stdbool.h>
 
 /* extra: SystemCallFilter= entries, "name" removes name from the deny list, "~name" adds it.
  * -EINVAL with *ret_bad_name pointing into extra for an unknown system call. */
 int seccomp_policy_build(char **extra, scmp_filter_ctx *ret, const char **ret_bad_name);
+/* watch: reboot(2)'s restart/power-off/halt calls go to a user-notification listener (reboot-watch.h). */
+int seccomp_policy_build_full(char **extra, bool watch, scmp_filter_ctx *ret, const char **ret_bad_name);
 
 /* Compiles the filter for extra once and keeps the BPF in this process (the daemon), so that forked
  * children only load it. Same errors as seccomp_policy_build(). */
@@ -25,6 +28,8 @@ int seccomp_policy_prepare(char **extra, const char **ret_bad_name);
 /* Loads the filter into the calling process (inherited by everything it execs): the BPF prepared for
  * the same extra list when there is one, else it is compiled here. */
 int seccomp_policy_apply(char **extra, const char **ret_bad_name);
+/* The same with the reboot(2) watch: *ret_listener is the new listener fd (O_CLOEXEC), for the daemon. */
+int seccomp_policy_apply_watching_reboot(char **extra, int *ret_listener, const char **ret_bad_name);
 
 /* Whether name is denied by default (tests, status output). */
 int seccomp_policy_denies_by_default(const char *name);

@@ -338,6 +338,13 @@ int parse_resolv_conf(const char *v)
         return lookup_string(resolv_conf_table, ELEMENTSOF(resolv_conf_table), v);
 }
 
+const char *resolv_conf_to_string(ResolvConfMode m)
+{
+        if (m < 0 || (size_t)m >= ELEMENTSOF(resolv_conf_table))
+                return NULL;
+        return resolv_conf_table[m];
+}
+
 int parse_capability(const char *v)
 {
         if (!v || !*v || strlen(v) > 64)

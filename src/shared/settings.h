@@ -130,3 +130,4 @@ void bind_mount_done(BindMount *b);
 /* Reverse of the parsers, for show/status and the state file. */
 int format_size(uint64_t v, char *buf, size_t len); /* "infinity" or bytes */
 const char *network_mode_to_string(NetworkMode m);
+const char *resolv_conf_to_string(ResolvConfMode m);

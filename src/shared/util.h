@@ -116,6 +116,35 @@ int write_string_fileat(int dirfd, const char *path, const char *s);
 /* Atomic replace: write to a temporary file next to it and rename. */
 int write_file_atomic(const char *path, const char *contents);
 
+/* ---- files inside a guest's root (hostile: FIFOs, devices, symlinks, huge files) ---- */
+
+/* openat2(root_fd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): symlinks are
+ * followed, but never out of root_fd. */
+int openat_in_root(int root_fd, const char *path, int flags);
+
+typedef enum GuestOpenFlags {
+        GUEST_OPEN_NOFOLLOW = 1 << 0, /* the last component must not be a symlink (-ELOOP) */
+        GUEST_OPEN_CREATE = 1 << 1,   /* create a missing regular file, mode 0644 & ~umask */
+} GuestOpenFlags;
+
+/* Opens the regular file path inside the guest's root_fd without ever running a driver's or a FIFO's
+ * open: the path is resolved (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: symlinks are followed,
+ * but never out of the root) to an O_PATH fd, its type checked (-EISDIR for a directory, -ELOOP for a
+ * symlink, -EBADFD for anything else but a regular file), and only then is that very inode reopened with
+ * flags (O_RDONLY, O_WRONLY | O_TRUNC, …; O_PATH returns the checked fd) | O_NONBLOCK | O_NOCTTY |
+ * O_CLOEXEC, through proc_fd's self/fd/N — proc_fd a procfs the guest cannot have mounted (-1: the
+ * caller's /proc is the host's). */
+int guest_open(int proc_fd, int root_fd, const char *path, int flags, GuestOpenFlags gflags);
+/* strerror() for guest_open()'s results, with -EBADFD as "not a regular file". */
+const char *guest_open_strerror(int r);
+
+/* Reads all of fd, at most max bytes: -EFBIG beyond (a regular file's size is checked first), -EAGAIN
+ * from a non-blocking fd with nothing more to read. *ret is NUL-terminated. */
+int read_fd_bounded(int fd, size_t max, char **ret, size_t *ret_size);
+
+/* Valid UTF-8 without NUL (what D-Bus accepts in a string), at most n bytes of s. */
+bool utf8_is_valid_n(const char *s, size_t n);
+
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf_dir(const char *path); /* only a plain directory tree; never crosses mount points */
 

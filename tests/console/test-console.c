@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The console module against a real pty and a real journald: what a guest writes on the slave must come out
  * of the journal byte-exact, in order, with the right fields; attach clients see output and feed input;
- * an idle or closed console costs no CPU. Needs root and a journald (see journald.sh). */
+ * an idle or closed console costs no CPU. Needs root and a journald (see journald.sh). The last tests
+ * replace the journal's socket (in a mount namespace of their own) by one they read or leave full: the loop
+ * must not wait for a full journal, the lines must all arrive once it has room, and each console gets
+ * 10000 lines or 4 MiB per 30 s with a "lines suppressed" entry after. */
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-event.h>
 #include <systemd/sd-journal.h>
 #include <termios.h>
@@ -513,6 +519,245 @@ static bool test_adopt(void)
         return ok;
 }
 
+/* ---- against a journal of our own: a full journal, the rate limit ---- */
+
+/* journald's socket, replaced in a mount namespace of this process by one the test reads (or not). */
+static int fake_journal = -1;
+
+static bool fake_journal_setup(void)
+{
+        char path[] = "/tmp/console-test-journal-XXXXXX";
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int fd = mkstemp(path);
+        CHECK(fd >= 0, "mkstemp: %m");
+        close(fd);
+        unlink(path);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+        fake_journal = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        CHECK(fake_journal >= 0 && bind(fake_journal, (struct sockaddr *)&sa, sizeof sa) >= 0, "bind: %m");
+        CHECK(unshare(CLONE_NEWNS) >= 0, "unshare: %m");
+        CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) >= 0, "make / private: %m");
+        CHECK(mount(path, "/run/systemd/journal/socket", NULL, MS_BIND, NULL) >= 0, "bind socket: %m");
+        unlink(path);
+        return true;
+}
+
+typedef struct Datagram {
+        char message[8192];
+        size_t message_len;
+        char priority[8], machine[128], identifier[128], dropped[32];
+} Datagram;
+
+static void copy_field(char *dst, size_t size, const char *v, size_t len)
+{
+        len = len < size - 1 ? len : size - 1;
+        memcpy(dst, v, len);
+        dst[len] = 0;
+}
+
+/* One datagram of the native protocol ("NAME=value\n" fields; the console never sends the binary form). */
+static int fake_journal_read(Datagram *d)
+{
+        static char buf[16384];
+        ssize_t n = recv(fake_journal, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0)
+                return 0;
+        *d = (Datagram){};
+        for (char *p = buf, *end = buf + n; p < end;) {
+                char *nl = memchr(p, '\n', (size_t)(end - p));
+                char *eq = memchr(p, '=', (size_t)((nl ? nl : end) - p));
+                size_t len = (size_t)((nl ? nl : end) - p);
+                if (eq) {
+                        size_t k = (size_t)(eq - p), vl = len - k - 1;
+                        if (k == 7 && memcmp(p, "MESSAGE", 7) == 0) {
+                                copy_field(d->message, sizeof d->message, eq + 1, vl);
+                                d->message_len = vl;
+                        } else if (k == 8 && memcmp(p, "PRIORITY", 8) == 0)
+                                copy_field(d->priority, sizeof d->priority, eq + 1, vl);
+                        else if (k == 18 && memcmp(p, "MACHINEMGR_MACHINE", 18) == 0)
+                                copy_field(d->machine, sizeof d->machine, eq + 1, vl);
+                        else if (k == 17 && memcmp(p, "SYSLOG_IDENTIFIER", 17) == 0)
+                                copy_field(d->identifier, sizeof d->identifier, eq + 1, vl);
+                        else if (k == 9 && memcmp(p, "N_DROPPED", 9) == 0)
+                                copy_field(d->dropped, sizeof d->dropped, eq + 1, vl);
+                }
+                p += len + 1;
+        }
+        return 1;
+}
+
+/* Writes without blocking: what the pty takes now. */
+static size_t slave_try_write(int fd, const char *buf, size_t len)
+{
+        ssize_t k = write(fd, buf, len);
+        return k > 0 ? (size_t)k : 0;
+}
+
+static bool test_journal_full(void)
+{
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(console_freep) Console *c = NULL;
+        _cleanup_close_ int slave = -1;
+        _cleanup_free_ char *text = NULL;
+        char name[128];
+        const unsigned n_lines = 8000;
+
+        make_name(name, sizeof name, "full");
+        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
+        CHECK(console_new(e, name, &c) >= 0, "console_new");
+        console_set_leader(c, getpid());
+        CHECK(console_start(c) >= 0, "console_start");
+        slave = open_slave(c);
+        CHECK(slave >= 0, "open slave: %m");
+
+        text = malloc(n_lines * 32);
+        size_t len = 0, written = 0;
+        for (unsigned i = 0; i < n_lines; i++)
+                len += (size_t)sprintf(text + len, "queued line %u\n", i);
+
+        /* The journal reads nothing for a second: the loop must not wait for it, the guest must. */
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + 1000 * 1000, longest = 0;
+        while (now_usec(CLOCK_MONOTONIC) < end) {
+                written += slave_try_write(slave, text + written, len - written);
+                uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+                (void)sd_event_run(e, 10 * 1000);
+                uint64_t t = now_usec(CLOCK_MONOTONIC) - t0;
+                longest = t > longest ? t : longest;
+        }
+        printf("  journal not reading: longest loop iteration %llu us, guest wrote %zu of %zu bytes\n",
+               (unsigned long long)longest, written, len);
+        CHECK(longest < 50 * 1000, "a loop iteration took %llu us with the journal full",
+              (unsigned long long)longest);
+        CHECK(written < len, "the guest was never held back (%zu bytes written)", written);
+
+        /* The journal catches up: every line arrives, in order, once. */
+        unsigned next = 0;
+        Datagram d;
+        end = now_usec(CLOCK_MONOTONIC) + 20 * 1000 * 1000;
+        while (next < n_lines && now_usec(CLOCK_MONOTONIC) < end) {
+                written += slave_try_write(slave, text + written, len - written);
+                (void)sd_event_run(e, 1000);
+                while (fake_journal_read(&d) > 0) {
+                        char want[32];
+                        snprintf(want, sizeof want, "queued line %u", next);
+                        CHECK(streq(d.message, want), "got '%s', want '%s'", d.message, want);
+                        CHECK(streq(d.priority, "6") && streq(d.machine, name) && streq(d.identifier, name),
+                              "fields of '%s': %s %s %s", d.message, d.priority, d.machine, d.identifier);
+                        next++;
+                }
+        }
+        CHECK(next == n_lines, "%u of %u lines arrived", next, n_lines);
+        return true;
+}
+
+/* Lines of size len until the burst is spent, then some more; returns the entries the journal got. */
+static bool ratelimit_flood(sd_event *e, Console *c, int slave, size_t line_len, unsigned n_lines,
+                            unsigned *ret_logged, Datagram *ret_notice)
+{
+        _cleanup_free_ char *line = malloc(line_len + 1);
+        unsigned written = 0, logged = 0;
+        size_t off = 0;
+        Datagram d;
+
+        CHECK(line, "malloc");
+        memset(line, 'r', line_len);
+        line[line_len] = '\n';
+        *ret_notice = (Datagram){};
+        /* 35 s: past the end of the 30-s interval that began with the first line. */
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + 35 * 1000 * 1000;
+        while (now_usec(CLOCK_MONOTONIC) < end && !ret_notice->priority[0]) {
+                while (written < n_lines) {
+                        size_t k = slave_try_write(slave, line + off, line_len + 1 - off);
+                        if (k == 0)
+                                break;
+                        off += k;
+                        if (off == line_len + 1) {
+                                off = 0;
+                                written++;
+                        }
+                }
+                (void)sd_event_run(e, 10 * 1000);
+                while (fake_journal_read(&d) > 0) {
+                        if (streq(d.priority, "4"))
+                                *ret_notice = d;
+                        else
+                                logged++;
+                }
+        }
+        CHECK(written == n_lines, "the guest could write only %u of %u lines", written, n_lines);
+        *ret_logged = logged;
+        return true;
+}
+
+static bool test_ratelimit(void)
+{
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(console_freep) Console *c = NULL;
+        _cleanup_close_ int slave = -1, client = -1;
+        char name[128];
+        unsigned logged;
+        Datagram notice, d;
+
+        make_name(name, sizeof name, "ratelimit");
+        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
+        CHECK(console_new(e, name, &c) >= 0, "console_new");
+        console_set_leader(c, getpid());
+        CHECK(console_start(c) >= 0, "console_start");
+        slave = open_slave(c);
+        CHECK(slave >= 0, "open slave: %m");
+        CHECK(console_attach(c, &client) >= 0 && fcntl(client, F_SETFL, O_NONBLOCK) >= 0, "attach");
+
+        /* 10000 lines per interval, then one notice with the count when it ends. */
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        if (!ratelimit_flood(e, c, slave, 10, 12500, &logged, &notice))
+                return false;
+        printf("  short lines: %u logged, notice after %.1f s: '%s' N_DROPPED=%s\n", logged,
+               (double)(now_usec(CLOCK_MONOTONIC) - t0) / 1e6, notice.message, notice.dropped);
+        CHECK(logged == 10000, "%u lines logged, want 10000", logged);
+        CHECK(strstr(notice.message, "2500 console lines suppressed") && streq(notice.dropped, "2500") &&
+                      streq(notice.machine, name),
+              "notice '%s' N_DROPPED=%s MACHINEMGR_MACHINE=%s", notice.message, notice.dropped, notice.machine);
+        /* The attached client saw every line, logged or not. */
+        size_t got = 0;
+        char buf[65536];
+        for (ssize_t k; (k = read(client, buf, sizeof buf)) > 0;)
+                got += (size_t)k;
+        CHECK(got == 12500 * 12, "the client got %zu bytes of %u", got, 12500 * 12);
+
+        /* A new interval: lines are logged again. */
+        CHECK(slave_write(e, slave, "next interval\n", 14), "write");
+        run_loop(e, 100 * 1000);
+        CHECK(fake_journal_read(&d) > 0 && streq(d.message, "next interval"), "after the interval: '%s'",
+              d.message);
+        return true;
+}
+
+static bool test_ratelimit_bytes(void)
+{
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(console_freep) Console *c = NULL;
+        _cleanup_close_ int slave = -1;
+        char name[128];
+        unsigned logged;
+        Datagram notice;
+
+        make_name(name, sizeof name, "ratelimit-bytes");
+        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
+        CHECK(console_new(e, name, &c) >= 0, "console_new");
+        console_set_leader(c, getpid());
+        CHECK(console_start(c) >= 0, "console_start");
+        slave = open_slave(c);
+        CHECK(slave >= 0, "open slave: %m");
+
+        /* 4 MiB per interval: 1048 lines of 4000 bytes. */
+        if (!ratelimit_flood(e, c, slave, 4000, 1200, &logged, &notice))
+                return false;
+        printf("  4000-byte lines: %u logged, notice '%s'\n", logged, notice.message);
+        CHECK(logged == 4 * 1024 * 1024 / 4000, "%u lines logged, want %u", logged, 4 * 1024 * 1024 / 4000);
+        CHECK(streq(notice.dropped, "152"), "notice N_DROPPED=%s", notice.dropped);
+        return true;
+}
+
 static void run(const char *name, bool (*f)(void))
 {
         printf("%s...\n", name);
@@ -541,6 +786,14 @@ int main(void)
         run("attach", test_attach);
         run("no-spin", test_no_spin);
         run("adopt", test_adopt);
+        /* Last: from here on this process's journal socket is the test's own. */
+        if (!fake_journal_setup()) {
+                printf("could not replace the journal socket\n");
+                return 1;
+        }
+        run("journal-full", test_journal_full);
+        run("ratelimit", test_ratelimit);
+        run("ratelimit-bytes", test_ratelimit_bytes);
 
         printf("%u passed, %u failed\n", n_passed, n_failed);
         return n_failed == 0 ? 0 : 1;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "settings-json.h"
 #include "util.h"
 
 static unsigned passed, failed;
@@ -671,6 +672,63 @@ static void test_defaults(void)
               t->tasks_max == 9);
 }
 
+/* ---- the state file's settings object: written and read back, nothing is lost or changed ---- */
+
+static char *json_text(const Settings *s)
+{
+        json_object *o = NULL;
+        CHECK(settings_to_json(s, &o) == 0);
+        char *t = o ? strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) : NULL;
+        json_object_put(o);
+        return t;
+}
+
+static void check_round_trip(const Settings *s)
+{
+        _cleanup_free_ char *first = json_text(s), *second = NULL;
+        _cleanup_(settings_freep) Settings *back = NULL;
+        json_object *o = first ? json_tokener_parse(first) : NULL;
+        CHECK(o && settings_from_json(o, &back) == 0);
+        json_object_put(o);
+        if (!back)
+                return;
+        second = json_text(back);
+        CHECK(first && second && streq(first, second));
+}
+
+static void test_json_round_trip(void)
+{
+        _cleanup_(settings_freep) Settings *full = NULL, *unset = settings_new(), *defaults = settings_new();
+        CHECK(settings_parse_string("full.machine", full_file, &full, NULL) == 0);
+        if (full) {
+                check_round_trip(full);
+                /* Text no line-based format could hold. */
+                CHECK(strv_extend(&full->environment, "X=a\nLEADER=1\r\"q\"") == 0);
+                full->binds[0].destination[1] = ':';
+                check_round_trip(full);
+        }
+        check_round_trip(unset);
+        CHECK(settings_apply_defaults(defaults, "m") == 0);
+        check_round_trip(defaults);
+
+        /* Ill-typed values are refused, not guessed. */
+        const char *bad[] = {
+                "{\"boot\":\"yes\"}",
+                "{\"network_mode\":\"teleport\"}",
+                "{\"private_users\":0}",
+                "{\"ports\":[{\"protocol\":\"tcp\",\"host\":0,\"guest\":80}]}",
+                "{\"binds\":[{\"source\":\"relative\",\"destination\":\"/x\"}]}",
+                "{\"command\":[\"/bin/sh\",7]}",
+                "[]",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(settings_freep) Settings *s = NULL;
+                json_object *o = json_tokener_parse(bad[i]);
+                CHECK(o && settings_from_json(o, &s) < 0 && !s);
+                json_object_put(o);
+        }
+}
+
 int main(void)
 {
         test_parse_size();
@@ -688,6 +746,7 @@ int main(void)
         test_files();
         test_merge();
         test_defaults();
+        test_json_round_trip();
 
         printf("%u passed, %u failed\n", passed, failed);
         return failed > 0;
