@@ -133,4 +133,5 @@ assert_contains "C: the text itself kept" "$text" "?[31mred?"
 assert_contains "C: valid UTF-8 kept" "$text" "ok ü"
 assert_exit 0 mm list --no-legend
 assert_contains "C: listed" "$MM_STDOUT" "$C"
+hostile_end "$A" "$B" "$C"
 mm_finish

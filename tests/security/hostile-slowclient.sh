@@ -99,9 +99,7 @@ assert_contains "P saw EOF" "$(tail -n 1 "$MM_TMP/P.out")" '"eof": true'
 
 # A stop with a connection whose queue the daemon cannot write: Q again, unread, under the bound.
 rm -f "$STOP"
-for f in "${flooders[@]}"; do
-        mm terminate "$f" >/dev/null
-done
+hostile_end "${flooders[@]}"
 slow_client Q pipeline 300
 sleep 1
 # shellcheck disable=SC2154
