@@ -74,8 +74,8 @@ reboot_and_compare() {
         if [[ $how == cli ]]; then
                 assert_exit 0 mm reboot "$NAME"
         elif [[ $KIND == bb ]]; then
-                # The guest's payload calls reboot(2) itself (start_machine).
-                assert_exit 0 nsenter -t "$old" -m -- /bin/touch "$REBOOT_TRIGGER"
+                # The guest's payload calls reboot(2) itself (start_machine), once told to.
+                assert_exit 0 mm shell "$NAME" /bin/touch "$REBOOT_TRIGGER"
         else
                 # The session ends with the guest's reboot: its status is not the point.
                 mm shell "$NAME" systemctl reboot >/dev/null 2>&1 || true
