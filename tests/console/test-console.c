@@ -525,7 +525,8 @@ static bool test_adopt(void)
 /* journald's socket, replaced in a mount namespace of this process by one the test reads (or not). */
 static int fake_journal = -1;
 
-static bool fake_journal_setup(void)
+/* A new socket bound over journald's path: also what a restarted journald looks like to the daemon. */
+static bool fake_journal_bind(void)
 {
         char path[] = "/tmp/console-test-journal-XXXXXX";
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -534,13 +535,20 @@ static bool fake_journal_setup(void)
         close(fd);
         unlink(path);
         snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+        safe_close(fake_journal);
         fake_journal = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         CHECK(fake_journal >= 0 && bind(fake_journal, (struct sockaddr *)&sa, sizeof sa) >= 0, "bind: %m");
-        CHECK(unshare(CLONE_NEWNS) >= 0, "unshare: %m");
-        CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) >= 0, "make / private: %m");
+        (void)umount2("/run/systemd/journal/socket", MNT_DETACH);
         CHECK(mount(path, "/run/systemd/journal/socket", NULL, MS_BIND, NULL) >= 0, "bind socket: %m");
         unlink(path);
         return true;
+}
+
+static bool fake_journal_setup(void)
+{
+        CHECK(unshare(CLONE_NEWNS) >= 0, "unshare: %m");
+        CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) >= 0, "make / private: %m");
+        return fake_journal_bind();
 }
 
 typedef struct Datagram {
@@ -592,6 +600,35 @@ static size_t slave_try_write(int fd, const char *buf, size_t len)
 {
         ssize_t k = write(fd, buf, len);
         return k > 0 ? (size_t)k : 0;
+}
+
+static bool test_journal_restart(void)
+{
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(console_freep) Console *c = NULL;
+        _cleanup_close_ int slave = -1;
+        char name[128];
+        Datagram d = {};
+
+        make_name(name, sizeof name, "restart");
+        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
+        CHECK(console_new(e, name, &c) >= 0, "console_new");
+        console_set_leader(c, getpid());
+        CHECK(console_start(c) >= 0, "console_start");
+        slave = open_slave(c);
+        CHECK(slave >= 0, "open slave: %m");
+        CHECK(slave_write(e, slave, "before restart\n", 15), "write");
+        run_loop(e, 100 * 1000);
+        CHECK(fake_journal_read(&d) > 0 && streq(d.message, "before restart"), "got '%s'", d.message);
+
+        /* journald restarts: the old socket is gone, the path has a new one. The next line goes there. */
+        if (!fake_journal_bind())
+                return false;
+        CHECK(slave_write(e, slave, "after restart\n", 14), "write");
+        run_loop(e, 100 * 1000);
+        d = (Datagram){};
+        CHECK(fake_journal_read(&d) > 0 && streq(d.message, "after restart"), "got '%s'", d.message);
+        return true;
 }
 
 static bool test_journal_full(void)
@@ -792,6 +829,7 @@ int main(void)
                 printf("could not replace the journal socket\n");
                 return 1;
         }
+        run("journal-restart", test_journal_restart);
         run("journal-full", test_journal_full);
         run("ratelimit", test_ratelimit);
         run("ratelimit-bytes", test_ratelimit_bytes);
