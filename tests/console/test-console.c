@@ -178,6 +178,19 @@ static void make_name(char *buf, size_t size, const char *what)
         snprintf(buf, size, "%s-%s", name_prefix, what);
 }
 
+/* A started console named after the test, with the guest's end open: what most tests begin with. */
+static bool console_setup(const char *what, char name[static 128], sd_event **e, Console **c, int *slave)
+{
+        make_name(name, 128, what);
+        CHECK(sd_event_new(e) >= 0, "sd_event_new");
+        CHECK(console_new(*e, name, c) >= 0, "console_new");
+        console_set_leader(*c, getpid());
+        CHECK(console_start(*c) >= 0, "console_start");
+        *slave = open_slave(*c);
+        CHECK(*slave >= 0, "open slave: %m");
+        return true;
+}
+
 /* Expected lines, matched against consecutive journal entries: a line longer than one entry may take
  * several, whose concatenation must be the line. */
 typedef struct Expect {
@@ -309,13 +322,8 @@ static bool test_flush(void)
         _cleanup_close_ int slave = -1;
         char name[128];
 
-        make_name(name, sizeof name, "flush");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("flush", name, &e, &c, &slave))
+                return false;
 
         /* The guest's last words, never seen by the loop: console_flush must get them all. */
         CHECK(slave_write(e, slave, "last line\nno newline", 20), "write");
@@ -360,13 +368,8 @@ static bool test_attach(void)
         _cleanup_close_ int slave = -1, a = -1, b = -1, slow = -1, dead = -1;
         char name[128], buf[8192];
 
-        make_name(name, sizeof name, "attach");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("attach", name, &e, &c, &slave))
+                return false;
         /* What a client types would otherwise be echoed back into the console log. */
         struct termios t;
         CHECK(tcgetattr(slave, &t) >= 0, "tcgetattr");
@@ -483,13 +486,8 @@ static bool test_adopt(void)
         _cleanup_close_ int slave = -1, fd = -1;
         char name[128];
 
-        make_name(name, sizeof name, "adopt");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("adopt", name, &e, &c, &slave))
+                return false;
         CHECK(slave_write(e, slave, "old daemon\n", 11), "write");
         run_loop(e, 50 * 1000);
 
@@ -610,13 +608,8 @@ static bool test_journal_restart(void)
         char name[128];
         Datagram d = {};
 
-        make_name(name, sizeof name, "restart");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("restart", name, &e, &c, &slave))
+                return false;
         CHECK(slave_write(e, slave, "before restart\n", 15), "write");
         run_loop(e, 100 * 1000);
         CHECK(fake_journal_read(&d) > 0 && streq(d.message, "before restart"), "got '%s'", d.message);
@@ -640,13 +633,8 @@ static bool test_journal_full(void)
         char name[128];
         const unsigned n_lines = 8000;
 
-        make_name(name, sizeof name, "full");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("full", name, &e, &c, &slave))
+                return false;
 
         text = malloc(n_lines * 32);
         size_t len = 0, written = 0;
@@ -736,13 +724,8 @@ static bool test_ratelimit(void)
         unsigned logged;
         Datagram notice, d;
 
-        make_name(name, sizeof name, "ratelimit");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("ratelimit", name, &e, &c, &slave))
+                return false;
         CHECK(console_attach(c, &client) >= 0 && fcntl(client, F_SETFL, O_NONBLOCK) >= 0, "attach");
 
         /* 10000 lines per interval, then one notice with the count when it ends. */
@@ -779,13 +762,8 @@ static bool test_ratelimit_bytes(void)
         unsigned logged;
         Datagram notice;
 
-        make_name(name, sizeof name, "ratelimit-bytes");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("ratelimit-bytes", name, &e, &c, &slave))
+                return false;
 
         /* 4 MiB per interval: 1048 lines of 4000 bytes. */
         if (!ratelimit_flood(e, c, slave, 4000, 1200, &logged, &notice))
