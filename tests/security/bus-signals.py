@@ -19,36 +19,6 @@ dbus_abuse = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(dbus_abuse)
 
 
-def header_fields(fields):
-    """{code: value} of the header fields that are strings, paths, signatures or uint32."""
-    out = {}
-    off = 0
-    while off < len(fields):
-        off = (off + 7) & ~7
-        if off >= len(fields):
-            break
-        code = fields[off]
-        slen = fields[off + 1]
-        vsig = fields[off + 2:off + 2 + slen].decode()
-        off += 3 + slen
-        if vsig in ("s", "o"):
-            off = (off + 3) & ~3
-            ln = struct.unpack_from("<I", fields, off)[0]
-            out[code] = fields[off + 4:off + 4 + ln].decode(errors="replace")
-            off += 5 + ln
-        elif vsig == "g":
-            ln = fields[off]
-            out[code] = fields[off + 1:off + 1 + ln].decode()
-            off += 2 + ln
-        elif vsig == "u":
-            off = (off + 3) & ~3
-            out[code] = struct.unpack_from("<I", fields, off)[0]
-            off += 4
-        else:
-            break
-    return out
-
-
 def leading_strings(sig, body):
     """The leading string/object path arguments of a body (enough for MachineNew/MachineRemoved)."""
     out = []
@@ -81,7 +51,7 @@ def main():
         body = conn._recv_exact(blen)
         if mtype != 4:
             continue
-        h = header_fields(fields)
+        h = dbus_abuse.header_fields(fields)
         args = leading_strings(h.get(8, ""), body)
         print(" ".join([str(h.get(3, "?")), str(h.get(1, "?"))] + args), flush=True)
 

@@ -121,6 +121,36 @@ def body_of(fn):
     return bytes(w.b)
 
 
+def header_fields(fields):
+    """{field code: value} of a message's header fields (4: error name, 5: reply serial, 3: member…)."""
+    out = {}
+    off = 0
+    while off < len(fields):
+        off = (off + 7) & ~7
+        if off >= len(fields):
+            break
+        code = fields[off]
+        slen = fields[off + 1]
+        vsig = fields[off + 2:off + 2 + slen].decode()
+        off += 3 + slen
+        if vsig in ("s", "o"):
+            off = (off + 3) & ~3
+            ln = struct.unpack_from("<I", fields, off)[0]
+            out[code] = fields[off + 4:off + 4 + ln].decode(errors="replace")
+            off += 5 + ln
+        elif vsig == "g":
+            ln = fields[off]
+            out[code] = fields[off + 1:off + 1 + ln].decode()
+            off += 2 + ln
+        elif vsig == "u":
+            off = (off + 3) & ~3
+            out[code] = struct.unpack_from("<I", fields, off)[0]
+            off += 4
+        else:
+            raise ConnectionError("unexpected header field type " + vsig)
+    return out
+
+
 class Conn:
     def __init__(self, path):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -170,38 +200,9 @@ class Conn:
             mtype = fixed[1]
             blen, _serial, flen = struct.unpack("<III", fixed[4:16])
             rest = self._recv_exact(((flen + 7) & ~7) + blen)
-            fields = rest[:flen]
-            reply_serial, err = None, None
-            off = 0
-            while off < len(fields):
-                off = (off + 7) & ~7
-                if off >= len(fields):
-                    break
-                code = fields[off]
-                slen = fields[off + 1]
-                vsig = fields[off + 2:off + 2 + slen].decode()
-                off += 3 + slen
-                if vsig in ("s", "o"):
-                    off = (off + 3) & ~3
-                    ln = struct.unpack_from("<I", fields, off)[0]
-                    val = fields[off + 4:off + 4 + ln].decode(errors="replace")
-                    off += 5 + ln
-                elif vsig == "g":
-                    ln = fields[off]
-                    val = fields[off + 1:off + 1 + ln].decode()
-                    off += 2 + ln
-                elif vsig == "u":
-                    off = (off + 3) & ~3
-                    val = struct.unpack_from("<I", fields, off)[0]
-                    off += 4
-                else:
-                    raise ConnectionError("unexpected header field type " + vsig)
-                if code == 5:
-                    reply_serial = val
-                elif code == 4:
-                    err = val
+            h = header_fields(rest[:flen])
             if mtype in (2, 3):
-                return mtype, reply_serial, err
+                return mtype, h.get(5), h.get(4)
 
     def call(self, path, iface, member, sig, body, dest=DEST):
         s = self.send(path, iface, member, sig, body, dest)

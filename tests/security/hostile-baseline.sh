@@ -20,7 +20,5 @@ hostile_probe_start
 sleep 5
 hostile_probe_check "baseline"
 
-assert_exit 0 mm terminate "$A"
-assert_true "$A gone" mm_wait_for 10 sh -c "! [ -e '$MM_RUN/machines/$A' ]"
-assert_no_leftovers "$A"
+hostile_end "$A"
 mm_finish

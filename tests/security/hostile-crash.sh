@@ -20,10 +20,6 @@ RANDOM_KILLS=${HOSTILE_CRASH_RANDOM_KILLS:-10}
 hostile_setup
 mkdir -p "$MM_TMP/ro"
 echo "read-only bind" >"$MM_TMP/ro/file"
-HAVE_DEBIAN=false
-if DEBIAN_CACHE=$("$MM_SOURCE_ROOT/tools/mkimage-debian" --print-cache 2>/dev/null) && [[ -d "$DEBIAN_CACHE" ]]; then
-        HAVE_DEBIAN=true
-fi
 VICTIM_REF=$(hostile_observe "$HOSTILE_VICTIM" || true)
 
 NAME=
@@ -138,17 +134,6 @@ check_outcome() {
         fi
 }
 
-# Ends the machine of this step (whatever state it is in) and checks nothing is left.
-end_machine() {
-        local label=$1
-        if mm_machine_listed "$NAME"; then
-                mm terminate "$NAME" >/dev/null 2>&1 || _mm_fail "[$label] terminate $NAME failed"
-                mm_wait_for 20 sh -c "! [ -e '$MM_RUN/machines/$NAME' ]" ||
-                        _mm_fail "[$label] $NAME still has a state file 20 s after terminate"
-        fi
-        assert_no_leftovers "$NAME"
-}
-
 make_image() {
         [[ -d "$MM_IMAGES/$NAME" ]] && return 0
         if [[ $KIND == bb ]]; then
@@ -169,7 +154,7 @@ crash_at_start() {
         wait_daemon_crashed "$label"
         mm_daemon_start
         check_outcome "$label"
-        end_machine "$label"
+        hostile_end "$NAME"
 }
 
 crash_at_reboot() {
@@ -181,7 +166,7 @@ crash_at_reboot() {
         if ! start_machine >/dev/null 2>&1 || ! mm_wait_for "$(settle_secs)" running_whole; then
                 _mm_fail "[$label] could not start $NAME"
                 [[ -n "$MM_DAEMON_PID" ]] || mm_daemon_start
-                end_machine "$label"
+                hostile_end "$NAME"
                 return 0
         fi
         ref=$(hostile_observe "$NAME" || true)
@@ -189,7 +174,7 @@ crash_at_reboot() {
         wait_daemon_crashed "$label"
         mm_daemon_start
         check_outcome "$label" "$ref"
-        end_machine "$label"
+        hostile_end "$NAME"
 }
 
 # A crash while the restarted daemon re-adopts its machines.
@@ -205,7 +190,7 @@ crash_at_adopt() {
         wait_daemon_crashed "$label"
         mm_daemon_start
         check_outcome "$label" "$ref"
-        end_machine "$label"
+        hostile_end "$NAME"
 }
 
 for point in "${START_POINTS[@]}"; do
@@ -214,7 +199,7 @@ for point in "${START_POINTS[@]}"; do
 done
 for point in "${REBOOT_POINTS[@]}"; do
         for KIND in bb deb; do
-                if [[ $KIND == deb ]] && ! $HAVE_DEBIAN; then
+                if [[ $KIND == deb ]] && ! hostile_have_debian; then
                         echo "# no cached Debian rootfs: $point deb skipped"
                         continue
                 fi
@@ -258,7 +243,7 @@ for ((i = 1; i <= RANDOM_KILLS; i++)); do
                 REF=$(hostile_observe "$NAME" || true)
         fi
 done
-end_machine "random kills"
+hostile_end "$NAME"
 
 # Everyone else: the victim lived through every crash with its settings.
 assert_eq "victim's settings unchanged through every crash" "" \

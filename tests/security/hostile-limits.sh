@@ -112,9 +112,5 @@ echo "# signals seen for $BAD: $(grep -c " $BAD " "$MM_TMP/signals" || true)"
 assert_eq "no MachineNew for the failed starts" "" "$(grep "^MachineNew .* $BAD " "$MM_TMP/signals" | head -n 3 || true)"
 assert_eq "no MachineRemoved for the failed starts" "" "$(grep "^MachineRemoved .* $BAD " "$MM_TMP/signals" | head -n 3 || true)"
 
-for n in "$L" "$OK"; do
-        assert_exit 0 mm terminate "$n"
-        assert_true "$n gone" mm_wait_for 10 sh -c "! [ -e '$MM_RUN/machines/$n' ]"
-        assert_no_leftovers "$n"
-done
+hostile_end "$L" "$OK"
 mm_finish

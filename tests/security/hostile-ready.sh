@@ -24,7 +24,7 @@ state_of() {
 }
 
 # --- READY=1 while the daemon is down (Debian, systemd) ---------------------------------------------------
-if DEBIAN_CACHE=$("$MM_SOURCE_ROOT/tools/mkimage-debian" --print-cache 2>/dev/null) && [[ -d "$DEBIAN_CACHE" ]]; then
+if hostile_have_debian; then
         D=$(mm_name deb)
         mm_debian_image "$D"
         assert_exit 0 mm start "$D"
@@ -95,9 +95,5 @@ assert_eq "$A: READY=1 queued by a non-init process while the daemon was down is
         "$(state_of "$A")"
 assert_eq "$A: the same leader after the restart" "$ALEADER" "$(mm_leader "$A" || true)"
 
-for n in "$A" "$C"; do
-        assert_exit 0 mm terminate "$n"
-        assert_true "$n gone" mm_wait_for 10 sh -c "! [ -e '$MM_RUN/machines/$n' ]"
-        assert_no_leftovers "$n"
-done
+hostile_end "$A" "$C"
 mm_finish

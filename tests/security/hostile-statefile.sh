@@ -129,11 +129,8 @@ for sig in TERM KILL; do
                 assert_eq "[$N] same leader after SIG$sig" "${NLEADER[$N]}" "$(mm_leader "$N" 2>/dev/null || true)"
         done
 done
-for N in "$DOT" "$TMP" "$NEW" $(for k in "${KINDS[@]}"; do mm_name "st-$k"; done); do
-        if mm_machine_listed "$N"; then
-                assert_exit 0 mm terminate "$N"
-                assert_true "[$N] gone" mm_wait_for 10 sh -c "! [ -e '$MM_RUN/machines/$N' ]"
-        fi
-        assert_no_leftovers "$N"
+for k in "${KINDS[@]}"; do
+        hostile_end "$(mm_name "st-$k")"
 done
+hostile_end "$DOT" "$TMP" "$NEW"
 mm_finish

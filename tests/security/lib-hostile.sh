@@ -24,6 +24,10 @@
 #                            unless the options say otherwise); an image $MM_IMAGES/NAME made beforehand
 #                            (to copy tools into it) is used as it is. Returns the status of the start.
 #   hostile_cleanup_add FN   FN runs on exit (also when the test aborts), before tests/lib.sh's cleanup
+#   hostile_end NAME…        terminates each machine that is listed, waits for its state file to go and
+#                            asserts that nothing is left of it
+#   hostile_have_debian      succeeds when the cached Debian rootfs (tools/mkimage-debian) is there, so
+#                            that mm_debian_image is a copy and not a download
 #   hostile_observe NAME     prints the settings of a running machine as seen from outside, KEY=VALUE a
 #                            line: uid_map/gid_map (first line), init's and the payload's command line,
 #                            the payload's environment, hostname, mounts under /mnt, the cgroup's limit
@@ -100,6 +104,22 @@ hostile_attacker() {
         shift
         [[ -d "$MM_IMAGES/$name" ]] || mm_busybox_image "$name"
         mm start "$name" --no-boot --command='sleep 100000' "$@"
+}
+
+hostile_end() {
+        local n
+        for n in "$@"; do
+                if mm_machine_listed "$n"; then
+                        assert_exit 0 mm terminate "$n"
+                        assert_true "$n gone" mm_wait_for 20 sh -c "! [ -e '$MM_RUN/machines/$n' ]"
+                fi
+                assert_no_leftovers "$n"
+        done
+}
+
+hostile_have_debian() {
+        local cache
+        cache=$("$MM_SOURCE_ROOT/tools/mkimage-debian" --print-cache 2>/dev/null) && [[ -d "$cache" ]]
 }
 
 # The probe loops run in subshells that must not run the test's traps or stop on errors; they end when
