@@ -45,6 +45,10 @@
 #define CONSOLE_PACE_USEC (100 * USEC_PER_MSEC)
 /* console_flush() may run while a guest still writes: bounded, so a flood cannot hang us. */
 #define CONSOLE_FLUSH_BUDGET (1024u * 1024)
+/* What an attached client may fall behind by: its socket's send buffer. Past that it is disconnected;
+ * neither the guest nor the journal ever waits for a client. 1 MiB absorbs a terminal that lags during
+ * a burst; a client over its limit is fed at the paced rate, which any reader keeps up with. */
+#define CONSOLE_CLIENT_BUFFER (1024 * 1024)
 /* Without a journal (not started yet, or restarting), reconnecting is tried at most this often. */
 #define CONSOLE_JOURNAL_RETRY_USEC (1 * USEC_PER_SEC)
 
@@ -547,8 +551,8 @@ static void console_clients_write(Console *c, const char *buf, size_t n)
         ConsoleClient *next;
         for (ConsoleClient *cl = c->clients; cl; cl = next) {
                 next = cl->next;
-                /* The socket buffer (~200 KiB) is a client's whole budget: one that falls that far
-                 * behind is dropped, the guest and the journal never wait for it. */
+                /* The socket buffer (CONSOLE_CLIENT_BUFFER) is a client's whole budget: one that falls
+                 * that far behind is dropped, the guest and the journal never wait for it. */
                 ssize_t k = send(cl->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
                 if (k < 0 && errno == EINTR)
                         k = send(cl->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -796,6 +800,11 @@ int console_attach(Console *c, int *ret_fd)
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0)
                 return log_machine_error_errno(c->machine, errno, "create console client socket: %m");
         _cleanup_close_ int ours = pair[0], theirs = pair[1];
+
+        /* Forced: the default limit (net.core.wmem_max) is 208 KiB. Kernel memory, bounded per client. */
+        int size = CONSOLE_CLIENT_BUFFER;
+        if (setsockopt(ours, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+                (void)setsockopt(ours, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 
         /* The client end is for a program that just reads and writes; give it ordinary blocking I/O. */
         int flags = fcntl(theirs, F_GETFL);

@@ -100,8 +100,8 @@ wait_daemon_crashed() {
 check_outcome() {
         local label=$1 ref=${2:-} obs diffs map old
         if ! mm_wait_for "$(settle_secs)" settled; then
-                _mm_fail "[$label] neither running whole nor gone $(settle_secs) s after the restart" \
-                        "($(mm show "$NAME" -p State -p Leader 2>/dev/null | tr '\n' ' '))"
+                _mm_fail "[$label] neither running whole nor gone $(settle_secs) s after the restart ($(mm show \
+                        "$NAME" -p State -p Leader 2>/dev/null | tr '\n' ' '))"
                 return 0
         fi
         if ! mm_machine_listed "$NAME"; then

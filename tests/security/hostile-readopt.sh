@@ -74,15 +74,19 @@ reboot_and_compare() {
         if [[ $how == cli ]]; then
                 assert_exit 0 mm reboot "$NAME"
         elif [[ $KIND == bb ]]; then
-                # The guest's payload calls reboot(2) itself (start_machine).
-                assert_exit 0 nsenter -t "$old" -m -- /bin/touch "$REBOOT_TRIGGER"
+                # The guest's own payload calls reboot(2) (start_machine), once guest root tells it to.
+                # Not a session's process nor a host process through nsenter: neither is under the
+                # filter of the guest's init, through which the daemon learns of a guest's reboot
+                # (README, "Exit of a re-adopted leader").
+                assert_exit 0 mm shell "$NAME" /bin/touch "$REBOOT_TRIGGER"
         else
-                # The session ends with the guest's reboot: its status is not the point.
+                # Guest root asks systemd, which calls reboot(2) itself. The session ends with the
+                # guest's reboot: its status is not the point.
                 mm shell "$NAME" systemctl reboot >/dev/null 2>&1 || true
         fi
         if ! mm_wait_for "$(settle_secs)" new_leader_up "$old"; then
-                _mm_fail "[$NAME $label] not back with a new leader within $(settle_secs) s (listed:" \
-                        "$(mm_machine_listed "$NAME" && echo yes || echo no), $(mm show "$NAME" -p State 2>/dev/null || echo no State))"
+                _mm_fail "[$NAME $label] not back with a new leader within $(settle_secs) s (listed: $(mm_machine_listed \
+                        "$NAME" && echo yes || echo no), $(mm show "$NAME" -p State 2>/dev/null || echo no State))"
                 [[ $KIND == bb ]] && hostile_probe_check "$NAME $label"
                 return 1
         fi
