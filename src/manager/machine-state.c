@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 #include <sys/stat.h>
 
+#include "json-util.h"
 #include "log.h"
 #include "machine-userns.h"
 #include "network.h"
@@ -18,17 +19,6 @@
 #define STATE_FORMAT 1
 /* Ours, written by us into a root-only directory; bounded all the same. */
 #define STATE_FILE_MAX (1024 * 1024)
-
-static int add(json_object *o, const char *key, json_object *v)
-{
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
 
 /* The cgroup, network and userns modules describe their runtime parts as KEY=VALUE lines (our own values:
  * paths, interface names, numbers); kept as [key, value] pairs in file order, since a key may repeat. */
@@ -56,12 +46,16 @@ static int runtime_records(Machine *m, json_object **ret)
                         continue;
                 *eq = 0;
                 json_object *pair = json_object_new_array();
-                if (!pair || json_object_array_add(pair, json_object_new_string(line)) < 0 ||
-                    json_object_array_add(pair, json_object_new_string(eq + 1)) < 0 ||
-                    json_object_array_add(a, pair) < 0) {
+                int r = pair ? json_add(pair, NULL, json_object_new_string(line)) : -ENOMEM;
+                if (r >= 0)
+                        r = json_add(pair, NULL, json_object_new_string(eq + 1));
+                if (r < 0)
                         json_object_put(pair);
+                else
+                        r = json_add(a, NULL, pair);
+                if (r < 0) {
                         json_object_put(a);
-                        return -ENOMEM;
+                        return r;
                 }
         }
         *ret = a;
@@ -74,25 +68,25 @@ static int machine_to_json(Machine *m, json_object **ret)
         json_object *o = json_object_new_object(), *settings = NULL, *runtime = NULL;
         if (!o)
                 return -ENOMEM;
-        int r = add(o, "format", json_object_new_int(STATE_FORMAT));
+        int r = json_add(o, "format", json_object_new_int(STATE_FORMAT));
         if (r >= 0)
-                r = add(o, "name", json_object_new_string(m->name));
+                r = json_add(o, "name", json_object_new_string(m->name));
         if (r >= 0)
-                r = add(o, "id", json_object_new_string(sd_id128_to_string(m->id, id)));
+                r = json_add(o, "id", json_object_new_string(sd_id128_to_string(m->id, id)));
         if (r >= 0)
-                r = add(o, "state", json_object_new_string(machine_state_to_string(m->state)));
+                r = json_add(o, "state", json_object_new_string(machine_state_to_string(m->state)));
         if (r >= 0)
-                r = add(o, "leader", json_object_new_int(m->leader));
+                r = json_add(o, "leader", json_object_new_int(m->leader));
         if (r >= 0)
-                r = add(o, "leader_starttime", json_object_new_uint64(m->leader_starttime));
+                r = json_add(o, "leader_starttime", json_object_new_uint64(m->leader_starttime));
         if (r >= 0)
-                r = add(o, "timestamp", json_object_new_uint64(m->timestamp));
+                r = json_add(o, "timestamp", json_object_new_uint64(m->timestamp));
         if (r >= 0 && m->status_text)
-                r = add(o, "status_text", json_object_new_string(m->status_text));
+                r = json_add(o, "status_text", json_object_new_string(m->status_text));
         if (r >= 0 && (r = settings_to_json(m->settings, &settings)) >= 0)
-                r = add(o, "settings", settings);
+                r = json_add(o, "settings", settings);
         if (r >= 0 && (r = runtime_records(m, &runtime)) >= 0)
-                r = add(o, "runtime", runtime);
+                r = json_add(o, "runtime", runtime);
         if (r < 0) {
                 json_object_put(o);
                 return r;
@@ -115,12 +109,11 @@ int machine_state_save(Machine *m)
 
 /* ---- reading ---- */
 
-static json_object *get(json_object *o, const char *key, json_type type)
+/* A value of that type, or NULL (missing or of another type). */
+static json_object *field(json_object *o, const char *key, json_type type)
 {
         json_object *v;
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
-                return NULL;
-        return v;
+        return json_get(o, key, type, &v) > 0 ? v : NULL;
 }
 
 static int load_runtime(Machine *m, json_object *a)
@@ -149,9 +142,9 @@ static int load_runtime(Machine *m, json_object *a)
 
 static int machine_from_json(Machine *m, json_object *o)
 {
-        json_object *format = get(o, "format", json_type_int), *name = get(o, "name", json_type_string),
-                    *id = get(o, "id", json_type_string), *state = get(o, "state", json_type_string),
-                    *leader = get(o, "leader", json_type_int), *settings = get(o, "settings", json_type_object),
+        json_object *format = field(o, "format", json_type_int), *name = field(o, "name", json_type_string),
+                    *id = field(o, "id", json_type_string), *state = field(o, "state", json_type_string),
+                    *leader = field(o, "leader", json_type_int), *settings = field(o, "settings", json_type_object),
                     *v;
         if (!format || json_object_get_int(format) != STATE_FORMAT || !name ||
             !streq(json_object_get_string(name), m->name) || !settings || !leader || !state)
@@ -163,11 +156,11 @@ static int machine_from_json(Machine *m, json_object *o)
                 return -EBADMSG;
         m->state = s;
         m->leader = json_object_get_int(leader);
-        if ((v = get(o, "leader_starttime", json_type_int)))
+        if ((v = field(o, "leader_starttime", json_type_int)))
                 m->leader_starttime = json_object_get_uint64(v);
-        if ((v = get(o, "timestamp", json_type_int)))
+        if ((v = field(o, "timestamp", json_type_int)))
                 m->timestamp = json_object_get_uint64(v);
-        if ((v = get(o, "status_text", json_type_string)) && !(m->status_text = strdup(json_object_get_string(v))))
+        if ((v = field(o, "status_text", json_type_string)) && !(m->status_text = strdup(json_object_get_string(v))))
                 return -ENOMEM;
 
         settings_free(m->settings);
@@ -180,7 +173,7 @@ static int machine_from_json(Machine *m, json_object *o)
         r = settings_apply_defaults(m->settings, m->name);
         if (r < 0)
                 return r;
-        return load_runtime(m, get(o, "runtime", json_type_array));
+        return load_runtime(m, field(o, "runtime", json_type_array));
 }
 
 static int read_state_file(const char *path, char **ret)
@@ -193,17 +186,7 @@ static int read_state_file(const char *path, char **ret)
                 return -errno;
         if (!S_ISREG(st.st_mode))
                 return -EBADMSG;
-        if (st.st_size > STATE_FILE_MAX)
-                return -EFBIG;
-        _cleanup_free_ char *buf = malloc(st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        ssize_t n = read(fd, buf, st.st_size);
-        if (n < 0)
-                return -errno;
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        return (int)n;
+        return read_fd_bounded(fd, STATE_FILE_MAX, ret, NULL);
 }
 
 int machine_state_load(Machine *m)

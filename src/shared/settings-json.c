@@ -6,41 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json-util.h"
 #include "util.h"
 
 /* ---- writing ---- */
 
-static int add(json_object *o, const char *key, json_object *v)
-{
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 static int add_string(json_object *o, const char *key, const char *v)
 {
-        return v ? add(o, key, json_object_new_string(v)) : 0;
-}
-
-/* Takes v (may be NULL: out of memory). */
-static int array_add(json_object *a, json_object *v)
-{
-        if (!v || json_object_array_add(a, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
+        return v ? json_add(o, key, json_object_new_string(v)) : 0;
 }
 
 static json_object *strv_to_json(char *const *l)
 {
         json_object *a = json_object_new_array();
         STRV_FOREACH(i, (char **)l)
-        if (!a || array_add(a, json_object_new_string(*i)) < 0) {
+        if (!a || json_add(a, NULL, json_object_new_string(*i)) < 0) {
                 json_object_put(a);
                 return NULL;
         }
@@ -49,15 +29,15 @@ static json_object *strv_to_json(char *const *l)
 
 static int add_strv(json_object *o, const char *key, char *const *l)
 {
-        return l ? add(o, key, strv_to_json(l)) : 0;
+        return l ? json_add(o, key, strv_to_json(l)) : 0;
 }
 
 static json_object *port_to_json(const PortForward *p)
 {
         json_object *o = json_object_new_object();
         if (!o || add_string(o, "protocol", p->protocol == IPPROTO_UDP ? "udp" : "tcp") < 0 ||
-            add(o, "host", json_object_new_int(p->host_port)) < 0 ||
-            add(o, "guest", json_object_new_int(p->guest_port)) < 0) {
+            json_add(o, "host", json_object_new_int(p->host_port)) < 0 ||
+            json_add(o, "guest", json_object_new_int(p->guest_port)) < 0) {
                 json_object_put(o);
                 return NULL;
         }
@@ -68,7 +48,7 @@ static json_object *bind_to_json(const BindMount *b)
 {
         json_object *o = json_object_new_object();
         if (!o || add_string(o, "source", b->source) < 0 || add_string(o, "destination", b->destination) < 0 ||
-            add(o, "read_only", json_object_new_boolean(b->read_only)) < 0) {
+            json_add(o, "read_only", json_object_new_boolean(b->read_only)) < 0) {
                 json_object_put(o);
                 return NULL;
         }
@@ -79,22 +59,22 @@ static int add_ports(json_object *o, const Settings *s)
 {
         json_object *a = json_object_new_array();
         for (size_t i = 0; a && i < s->n_ports; i++)
-                if (array_add(a, port_to_json(&s->ports[i])) < 0) {
+                if (json_add(a, NULL, port_to_json(&s->ports[i])) < 0) {
                         json_object_put(a);
                         return -ENOMEM;
                 }
-        return add(o, "ports", a);
+        return json_add(o, "ports", a);
 }
 
 static int add_binds(json_object *o, const Settings *s)
 {
         json_object *a = json_object_new_array();
         for (size_t i = 0; a && i < s->n_binds; i++)
-                if (array_add(a, bind_to_json(&s->binds[i])) < 0) {
+                if (json_add(a, NULL, bind_to_json(&s->binds[i])) < 0) {
                         json_object_put(a);
                         return -ENOMEM;
                 }
-        return add(o, "binds", a);
+        return json_add(o, "binds", a);
 }
 
 int settings_to_json(const Settings *s, json_object **ret)
@@ -104,7 +84,7 @@ int settings_to_json(const Settings *s, json_object **ret)
                 return -ENOMEM;
         int r = 0;
         if (r >= 0)
-                r = add(o, "boot", json_object_new_int(s->boot));
+                r = json_add(o, "boot", json_object_new_int(s->boot));
         if (r >= 0)
                 r = add_strv(o, "command", s->command);
         if (r >= 0)
@@ -112,13 +92,13 @@ int settings_to_json(const Settings *s, json_object **ret)
         if (r >= 0)
                 r = add_strv(o, "environment", s->environment);
         if (r >= 0)
-                r = add(o, "kill_signal", json_object_new_int(s->kill_signal));
+                r = json_add(o, "kill_signal", json_object_new_int(s->kill_signal));
         if (r >= 0)
-                r = add(o, "memory_max", json_object_new_uint64(s->memory_max));
+                r = json_add(o, "memory_max", json_object_new_uint64(s->memory_max));
         if (r >= 0)
-                r = add(o, "cpu_quota_per_sec_usec", json_object_new_uint64(s->cpu_quota_per_sec_usec));
+                r = json_add(o, "cpu_quota_per_sec_usec", json_object_new_uint64(s->cpu_quota_per_sec_usec));
         if (r >= 0)
-                r = add(o, "tasks_max", json_object_new_uint64(s->tasks_max));
+                r = json_add(o, "tasks_max", json_object_new_uint64(s->tasks_max));
         if (r >= 0)
                 r = add_string(o, "network_mode", network_mode_to_string(s->network_mode));
         if (r >= 0)
@@ -132,13 +112,13 @@ int settings_to_json(const Settings *s, json_object **ret)
         if (r >= 0)
                 r = add_binds(o, s);
         if (r >= 0)
-                r = add(o, "read_only", json_object_new_int(s->read_only));
+                r = json_add(o, "read_only", json_object_new_int(s->read_only));
         if (r >= 0)
-                r = add(o, "ephemeral", json_object_new_int(s->ephemeral));
+                r = json_add(o, "ephemeral", json_object_new_int(s->ephemeral));
         if (r >= 0)
-                r = add(o, "capability_add", json_object_new_uint64(s->capability_add));
+                r = json_add(o, "capability_add", json_object_new_uint64(s->capability_add));
         if (r >= 0)
-                r = add(o, "capability_drop", json_object_new_uint64(s->capability_drop));
+                r = json_add(o, "capability_drop", json_object_new_uint64(s->capability_drop));
         if (r >= 0)
                 r = add_strv(o, "syscall_filter", s->syscall_filter);
         if (r >= 0)
@@ -153,18 +133,10 @@ int settings_to_json(const Settings *s, json_object **ret)
 
 /* ---- reading: every value type-checked; a missing key stays unset ---- */
 
-/* 1 and *ret when present, 0 when missing, -EINVAL when present with another type. */
-static int get(json_object *o, const char *key, json_type type, json_object **ret)
-{
-        if (!json_object_object_get_ex(o, key, ret))
-                return 0;
-        return json_object_is_type(*ret, type) ? 1 : -EINVAL;
-}
-
 static int get_int(json_object *o, const char *key, int *field)
 {
         json_object *v;
-        int r = get(o, key, json_type_int, &v);
+        int r = json_get(o, key, json_type_int, &v);
         if (r > 0)
                 *field = json_object_get_int(v);
         return r;
@@ -173,7 +145,7 @@ static int get_int(json_object *o, const char *key, int *field)
 static int get_u64(json_object *o, const char *key, uint64_t *field)
 {
         json_object *v;
-        int r = get(o, key, json_type_int, &v);
+        int r = json_get(o, key, json_type_int, &v);
         if (r > 0)
                 *field = json_object_get_uint64(v);
         return r;
@@ -182,7 +154,7 @@ static int get_u64(json_object *o, const char *key, uint64_t *field)
 static int get_string(json_object *o, const char *key, char **field)
 {
         json_object *v;
-        int r = get(o, key, json_type_string, &v);
+        int r = json_get(o, key, json_type_string, &v);
         if (r <= 0)
                 return r;
         char *s = strdup(json_object_get_string(v));
@@ -196,7 +168,7 @@ static int get_string(json_object *o, const char *key, char **field)
 static int get_strv(json_object *o, const char *key, char ***field)
 {
         json_object *a;
-        int r = get(o, key, json_type_array, &a);
+        int r = json_get(o, key, json_type_array, &a);
         if (r <= 0)
                 return r;
         _cleanup_strv_free_ char **l = NULL;
@@ -221,7 +193,7 @@ static int get_strv(json_object *o, const char *key, char ***field)
 static int get_enum(json_object *o, const char *key, int (*parse)(const char *), int *field)
 {
         json_object *v;
-        int r = get(o, key, json_type_string, &v);
+        int r = json_get(o, key, json_type_string, &v);
         if (r <= 0)
                 return r;
         r = parse(json_object_get_string(v));
@@ -234,7 +206,7 @@ static int get_enum(json_object *o, const char *key, int (*parse)(const char *),
 static int get_ports(json_object *o, Settings *s)
 {
         json_object *a;
-        int r = get(o, "ports", json_type_array, &a);
+        int r = json_get(o, "ports", json_type_array, &a);
         size_t n = r > 0 ? json_object_array_length(a) : 0;
         if (n == 0)
                 return r;
@@ -244,7 +216,7 @@ static int get_ports(json_object *o, Settings *s)
         for (size_t i = 0; i < n; i++) {
                 json_object *e = json_object_array_get_idx(a, i), *proto = NULL;
                 int h = 0, g = 0;
-                if (get(e, "protocol", json_type_string, &proto) <= 0 || get_int(e, "host", &h) <= 0 ||
+                if (json_get(e, "protocol", json_type_string, &proto) <= 0 || get_int(e, "host", &h) <= 0 ||
                     get_int(e, "guest", &g) <= 0 || h < 1 || h > 65535 || g < 1 || g > 65535) {
                         free(l);
                         return -EINVAL;
@@ -264,7 +236,7 @@ static int get_ports(json_object *o, Settings *s)
 static int get_binds(json_object *o, Settings *s)
 {
         json_object *a;
-        int r = get(o, "binds", json_type_array, &a);
+        int r = json_get(o, "binds", json_type_array, &a);
         size_t n = r > 0 ? json_object_array_length(a) : 0;
         if (n == 0)
                 return r;
@@ -281,7 +253,7 @@ static int get_binds(json_object *o, Settings *s)
                 if (r < 0)
                         return r;
                 if (!l[i].source || !l[i].destination || l[i].source[0] != '/' || l[i].destination[0] != '/' ||
-                    get(e, "read_only", json_type_boolean, &ro) <= 0)
+                    json_get(e, "read_only", json_type_boolean, &ro) <= 0)
                         return -EINVAL;
                 l[i].read_only = json_object_get_boolean(ro);
         }

@@ -75,36 +75,7 @@ int read_full_file(const char *path, char **ret, size_t *ret_size)
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-
-        size_t size = 0, alloc = 4096;
-        _cleanup_free_ char *buf = malloc(alloc);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                if (size + 1 >= alloc) {
-                        if (alloc >= 64 * 1024 * 1024)
-                                return -EFBIG;
-                        char *n = realloc(buf, alloc * 2);
-                        if (!n)
-                                return -ENOMEM;
-                        buf = n;
-                        alloc *= 2;
-                }
-                ssize_t k = read(fd, buf + size, alloc - size - 1);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                size += (size_t)k;
-        }
-        buf[size] = 0;
-        if (ret_size)
-                *ret_size = size;
-        *ret = TAKE_PTR(buf);
-        return 0;
+        return read_fd_bounded(fd, 64 * 1024 * 1024, ret, ret_size);
 }
 
 int read_one_line_file(const char *path, char **ret)
@@ -236,8 +207,9 @@ int read_fd_bounded(int fd, size_t max, char **ret, size_t *ret_size)
         if (S_ISREG(st.st_mode) && (uint64_t) st.st_size > max)
                 return -EFBIG;
 
-        /* One byte more than allowed tells a file that grew past max from one that ends there. */
-        size_t alloc = (S_ISREG(st.st_mode) ? (size_t) st.st_size : 4096) + 2, size = 0;
+        /* One byte more than allowed tells a file that grew past max from one that ends there. Files that
+         * report no size (procfs, sysfs) are read in one go: a sysctl file has nothing at an offset > 0. */
+        size_t alloc = (S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t) st.st_size : 4096) + 2, size = 0;
         if (alloc > max + 2)
                 alloc = max + 2;
         _cleanup_free_ char *buf = malloc(alloc);
