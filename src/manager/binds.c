@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "binds.h"
+#include "bus-names.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,7 +10,6 @@
 #include "mount-setup.h"
 #include "util.h"
 
-#define ERROR_INVALID_ARGUMENT "org.machinemgr1.Error.InvalidArgument"
 
 /* Step names carry paths; the child that formats them is single-threaded. */
 static char step_buf[PATH_MAX + 64];
@@ -26,7 +26,7 @@ int binds_check_sources(const char *machine, const BindMount *binds, size_t n, s
         for (size_t i = 0; i < n; i++) {
                 struct stat st;
                 if (stat(binds[i].source, &st) < 0)
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: bind source %s: %s", machine,
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s: bind source %s: %s", machine,
                                                  binds[i].source, strerror(errno));
         }
         return 0;
@@ -41,7 +41,7 @@ static int bind_append(Settings *s, const char *source, const char *destination,
         if (asprintf(&spec, "%s:%s", source, *destination ? destination : source) < 0)
                 return -ENOMEM;
         if (parse_bind(spec, read_only, &b) < 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                          "Invalid bind mount '%s' -> '%s': absolute paths without '..' or ':' "
                                          "expected.", source, destination);
         BindMount *l = reallocarray(s->binds, s->n_binds + 1, sizeof *l);

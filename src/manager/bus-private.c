@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The private socket RUNTIME_DIR/private: direct sd-bus connections, no bus daemon needed, so the CLI and
  * `busctl --address=unix:path=…` work on hosts without a system bus. */
+#include <inttypes.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,6 +10,17 @@
 #include "log.h"
 #include "manager.h"
 #include "util.h"
+
+/* What a peer that does not read can make us hold is bounded twice. In the kernel: sd-bus raises the
+ * socket's send buffer to 8 MiB (16 MiB of skbs, not counted in our RSS), which we lower again to
+ * PRIVATE_SNDBUF (larger messages are written in parts, as sd-bus does anyway). In sd-bus: it queues without end (up to 384k
+ * messages) once the socket is full; past PRIVATE_WQUEUE_MAX queued messages the peer is disconnected.
+ * Unsolicited output is our signals (the largest, a PropertiesChanged with a StatusText of at most
+ * 1 KiB, is under 2 KiB); replies come one per request. So a peer that stops reading costs about 1 MiB
+ * of kernel memory and at most a few MiB of ours, while one that falls behind during a burst (200
+ * machines starting at once emit about 1000 signals) is not cut off. sd-bus counts messages, not bytes. */
+#define PRIVATE_SNDBUF (256 * 1024)
+#define PRIVATE_WQUEUE_MAX 1024u
 
 PrivateConnection *bus_private_connection_free(PrivateConnection *c)
 {
@@ -20,9 +32,43 @@ PrivateConnection *bus_private_connection_free(PrivateConnection *c)
                         break;
                 }
         sd_event_source_disable_unref(c->demote_source);
-        sd_bus_flush_close_unref(c->bus);
+        sd_event_source_disable_unref(c->drop_source);
+        /* Never sd_bus_flush(): it waits without a timeout for a peer that does not read (and for one that
+         * never finished its handshake), and the daemon has one thread. What is still queued is lost. */
+        sd_bus_close_unref(c->bus);
         free(c);
         return NULL;
+}
+
+static int on_drop(sd_event_source *s, void *userdata)
+{
+        bus_private_connection_free(userdata);
+        return 0;
+}
+
+bool bus_private_connection_check(PrivateConnection *c)
+{
+        uint64_t n = 0;
+        if (c->drop_source)
+                return false;
+        if (sd_bus_get_n_queued_write(c->bus, &n) < 0 || n <= PRIVATE_WQUEUE_MAX)
+                return true;
+        struct ucred peer = { .pid = 0, .uid = (uid_t)-1 };
+        socklen_t len = sizeof peer;
+        (void)getsockopt(sd_bus_get_fd(c->bus), SOL_SOCKET, SO_PEERCRED, &peer, &len);
+        log_warning("Disconnecting private bus client (PID %d, UID %u): %" PRIu64 " messages queued that it "
+                    "does not read (limit %u).",
+                    (int)peer.pid, (unsigned)peer.uid, n, PRIVATE_WQUEUE_MAX);
+        /* Not here: we may be inside this connection's own dispatch, whose callbacks hold c. */
+        int r = sd_event_add_defer(c->manager->event, &c->drop_source, on_drop, c);
+        if (r >= 0)
+                r = sd_event_source_set_priority(c->drop_source, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r < 0) {
+                log_warning_errno(r, "Schedule the disconnect: %m (closing at once)");
+                c->drop_source = sd_event_source_disable_unref(c->drop_source);
+                bus_private_connection_free(c);
+        }
+        return false;
 }
 
 /* A new connection is served before everything else until its first message. Its authentication takes
@@ -83,6 +129,8 @@ static int on_any_message(sd_bus_message *message, void *userdata, sd_bus_error 
             sd_event_add_defer(c->manager->event, &c->demote_source, on_demote, c) < 0)
                 log_warning("Private connection stays at handshake priority.");
         c->spoke = true;
+        /* Each request adds at most one reply: a peer that sends and never reads is caught here. */
+        (void)bus_private_connection_check(c);
         return 0; /* not handled: dispatch goes on */
 }
 
@@ -94,6 +142,9 @@ static int private_connection_setup(PrivateConnection *c, int fd)
         if (r < 0)
                 return r;
         if ((r = sd_bus_new(&c->bus)) < 0 || (r = sd_bus_set_fd(c->bus, fd, fd)) < 0)
+                return r;
+        /* Else sd-bus flushes it when the loop exits, waiting for ever for a peer that does not read. */
+        if ((r = sd_bus_set_close_on_exit(c->bus, 0)) < 0)
                 return r;
         if ((r = sd_bus_set_server(c->bus, 1, id)) < 0 || (r = sd_bus_negotiate_fds(c->bus, 1)) < 0 ||
             (r = sd_bus_negotiate_creds(c->bus, 1, SD_BUS_CREDS_PID | SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID)) < 0)
@@ -112,6 +163,10 @@ static int private_connection_setup(PrivateConnection *c, int fd)
                 return r;
         if ((r = sd_bus_start(c->bus)) < 0)
                 return r;
+        /* After sd_bus_start(), which raised it. */
+        int sndbuf = PRIVATE_SNDBUF;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) < 0)
+                return -errno;
         return sd_bus_attach_event(c->bus, m->event, PRIORITY_HANDSHAKE);
 }
 

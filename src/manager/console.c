@@ -39,12 +39,16 @@
 /* Bytes read from one console per dispatch before the loop serves everyone else: a busy console costs
  * other clients at most this much work (well under a millisecond) at a time. */
 #define CONSOLE_READ_BUDGET (64u * 1024)
-/* A guest over its journal limit is read one budget per this interval (640 KiB/s): what it writes then
+/* A guest over its journal limit is read one budget per this slot (640 KiB/s): what it writes then
  * goes only to attached clients and the status ring, and a flood must not cost the daemon a whole CPU.
  * The guest's writes block meanwhile, as on a slow serial line; nothing is lost. */
 #define CONSOLE_PACE_USEC (100 * USEC_PER_MSEC)
 /* console_flush() may run while a guest still writes: bounded, so a flood cannot hang us. */
 #define CONSOLE_FLUSH_BUDGET (1024u * 1024)
+/* What an attached client may fall behind by: its socket's send buffer. Past that it is disconnected;
+ * neither the guest nor the journal ever waits for a client. 1 MiB absorbs a terminal that lags during
+ * a burst; a client over its limit is fed at the paced rate, which any reader keeps up with. */
+#define CONSOLE_CLIENT_BUFFER (1024 * 1024)
 /* Without a journal (not started yet, or restarting), reconnecting is tried at most this often. */
 #define CONSOLE_JOURNAL_RETRY_USEC (1 * USEC_PER_SEC)
 
@@ -73,7 +77,9 @@ struct Console {
         sd_event_source *master_source;
         sd_event_source *flush_timer;
         sd_event_source *more_source; /* read budget exhausted: continue on the next loop iteration */
-        sd_event_source *pace_timer;  /* over the limit: continue after CONSOLE_PACE_USEC */
+        sd_event_source *pace_timer;  /* over the limit: continue at the next pace slot */
+        uint64_t pace_begin;          /* over the limit: the current slot of CONSOLE_PACE_USEC … */
+        size_t pace_bytes;            /* … and what was read in it */
 
         char *field_machine;    /* "MACHINEMGR_MACHINE=NAME" */
         char *field_identifier; /* "SYSLOG_IDENTIFIER=NAME" */
@@ -545,8 +551,8 @@ static void console_clients_write(Console *c, const char *buf, size_t n)
         ConsoleClient *next;
         for (ConsoleClient *cl = c->clients; cl; cl = next) {
                 next = cl->next;
-                /* The socket buffer (~200 KiB) is a client's whole budget: one that falls that far
-                 * behind is dropped, the guest and the journal never wait for it. */
+                /* The socket buffer (CONSOLE_CLIENT_BUFFER) is a client's whole budget: one that falls
+                 * that far behind is dropped, the guest and the journal never wait for it. */
                 ssize_t k = send(cl->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
                 if (k < 0 && errno == EINTR)
                         k = send(cl->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -561,15 +567,16 @@ enum {
         CONSOLE_BLOCKED, /* the journal is full */
 };
 
-static int console_read_master(Console *c, size_t budget)
+/* Reads up to budget bytes (a little more: whole reads), adding what it read to *done. */
+static int console_read_master(Console *c, size_t budget, size_t *done)
 {
-        size_t done = 0;
+        size_t start = *done;
 
         for (;;) {
                 /* What an earlier call read but could not log goes first. */
                 if (console_consume(c) < 0)
                         return CONSOLE_BLOCKED;
-                if (done >= budget)
+                if (*done - start >= budget)
                         return CONSOLE_MORE;
 
                 ssize_t n = read(c->master_fd, c->read_buf, sizeof c->read_buf);
@@ -587,7 +594,7 @@ static int console_read_master(Console *c, size_t budget)
                         return CONSOLE_DRAINED;
                 c->read_pos = 0;
                 c->read_end = (size_t)n;
-                done += (size_t)n;
+                *done += (size_t)n;
                 console_clients_write(c, c->read_buf, (size_t)n);
         }
 }
@@ -614,14 +621,31 @@ static int console_on_pace(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* What may be read now: the dispatch budget, or while the guest is over its journal limit what is left
+ * of the current pace slot's (0: wait for the next slot). */
+static size_t console_allowance(Console *c)
+{
+        if (!console_over_limit(c))
+                return CONSOLE_READ_BUDGET;
+        uint64_t now;
+        if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
+                now = now_usec(CLOCK_MONOTONIC);
+        if (now >= c->pace_begin + CONSOLE_PACE_USEC) {
+                c->pace_begin = now;
+                c->pace_bytes = 0;
+        }
+        return c->pace_bytes < CONSOLE_READ_BUDGET ? CONSOLE_READ_BUDGET - c->pace_bytes : 0;
+}
+
+/* Continues on the next loop iteration, or when over the limit at the next pace slot. */
 static void console_schedule_more(Console *c)
 {
         int r;
         if (console_over_limit(c)) {
-                r = c->pace_timer ? sd_event_source_set_time_relative(c->pace_timer, CONSOLE_PACE_USEC)
-                                  : sd_event_add_time_relative(c->event, &c->pace_timer, CLOCK_MONOTONIC,
-                                                               CONSOLE_PACE_USEC, 10 * USEC_PER_MSEC,
-                                                               console_on_pace, c);
+                uint64_t next = c->pace_begin + CONSOLE_PACE_USEC;
+                r = c->pace_timer ? sd_event_source_set_time(c->pace_timer, next)
+                                  : sd_event_add_time(c->event, &c->pace_timer, CLOCK_MONOTONIC, next,
+                                                      10 * USEC_PER_MSEC, console_on_pace, c);
                 if (r >= 0)
                         r = sd_event_source_set_enabled(c->pace_timer, SD_EVENT_ONESHOT);
         } else {
@@ -629,10 +653,12 @@ static void console_schedule_more(Console *c)
                 if (r >= 0)
                         r = sd_event_source_set_enabled(c->more_source, SD_EVENT_ONESHOT);
         }
-        if (r < 0)
+        if (r < 0) {
                 /* Without the continuation data would sit unread on an edge-triggered fd until the guest
                  * writes again, so take a big bite now instead. */
-                (void)console_read_master(c, CONSOLE_FLUSH_BUDGET);
+                size_t done = 0;
+                (void)console_read_master(c, CONSOLE_FLUSH_BUDGET, &done);
+        }
 }
 
 /* Reads and logs what the budget allows, unless the journal is full or the guest's pace says wait. */
@@ -640,7 +666,16 @@ static void console_process(Console *c)
 {
         if (c->pending_len > 0 || console_pacing(c))
                 return;
-        int r = console_read_master(c, CONSOLE_READ_BUDGET);
+        size_t allowance = console_allowance(c);
+        if (allowance == 0) {
+                /* The master is edge-triggered: what is not read now is read at the next slot. */
+                console_schedule_more(c);
+                return;
+        }
+        size_t done = 0;
+        int r = console_read_master(c, allowance, &done);
+        if (console_over_limit(c))
+                c->pace_bytes += done;
         if (r < 0) {
                 log_machine_error_errno(c->machine, r, "read console: %m");
                 (void)sd_event_source_set_enabled(c->master_source, SD_EVENT_OFF);
@@ -766,6 +801,11 @@ int console_attach(Console *c, int *ret_fd)
                 return log_machine_error_errno(c->machine, errno, "create console client socket: %m");
         _cleanup_close_ int ours = pair[0], theirs = pair[1];
 
+        /* Forced: the default limit (net.core.wmem_max) is 208 KiB. Kernel memory, bounded per client. */
+        int size = CONSOLE_CLIENT_BUFFER;
+        if (setsockopt(ours, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+                (void)setsockopt(ours, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+
         /* The client end is for a program that just reads and writes; give it ordinary blocking I/O. */
         int flags = fcntl(theirs, F_GETFL);
         if (flags < 0 || fcntl(theirs, F_SETFL, flags & ~O_NONBLOCK) < 0)
@@ -820,7 +860,8 @@ void console_flush(Console *c)
                 c->flush_lost++;
         c->pending_len = 0;
         (void)console_send_notice(c);
-        int r = console_read_master(c, CONSOLE_FLUSH_BUDGET);
+        size_t done = 0;
+        int r = console_read_master(c, CONSOLE_FLUSH_BUDGET, &done);
         if (r < 0)
                 log_machine_warning_errno(c->machine, r, "read console: %m");
         (void)console_emit_piece(c);

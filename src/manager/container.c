@@ -647,7 +647,8 @@ static ssize_t recv_sync(int sync_fd, SyncError *e, int *ret_fd)
 
 int container_sync_read(int sync_fd, char **ret_error)
 {
-        return container_sync_read_full(sync_fd, ret_error, NULL);
+        int r = container_sync_read_full(sync_fd, ret_error, NULL);
+        return r == 2 ? 1 : r; /* a listener nobody asked for: closed, still waiting */
 }
 
 int container_sync_read_full(int sync_fd, char **ret_error, int *ret_listener)

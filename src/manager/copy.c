@@ -7,6 +7,7 @@
  * what it opened itself with O_NOFOLLOW, through fds. It does not keep hardlinks (each link becomes its
  * own file) and copies a mount point below the source as an empty directory. */
 #include "copy.h"
+#include "bus-names.h"
 
 #include <fcntl.h>
 #include <linux/securebits.h>
@@ -25,9 +26,6 @@
 #include "operation.h"
 #include "util.h"
 
-#define ERROR_NO_SUCH_MACHINE "org.machinemgr1.Error.NoSuchMachine"
-#define ERROR_INVALID_NAME "org.machinemgr1.Error.InvalidName"
-#define ERROR_INVALID_ARGUMENT "org.machinemgr1.Error.InvalidArgument"
 
 typedef struct CopyJob {
         int src_fd;        /* O_PATH: the source, resolved */
@@ -386,20 +384,20 @@ static int copy_prepare(Machine *machine, bool to_guest, const char *src, const 
         /* The source's last component is followed too, inside the guest's root for a guest path. */
         j->src_fd = to_guest ? open_host(src, O_PATH) : openat_in_root(root_fd, src, O_PATH);
         if (j->src_fd < 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: copy source %s%s: %s", name, src,
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s: copy source %s%s: %s", name, src,
                                          to_guest ? "" : " (in the guest)", strerror(-j->src_fd));
 
         if (split_destination(src, dst, &dir, &j->dst_name) < 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: invalid copy destination %s", name,
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s: invalid copy destination %s", name,
                                          dst);
         j->dst_parent_fd = to_guest ? openat_in_root(root_fd, dir, O_PATH | O_DIRECTORY)
                                     : open_host(dir, O_PATH | O_DIRECTORY);
         if (j->dst_parent_fd < 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: copy destination directory %s%s: %s",
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s: copy destination directory %s%s: %s",
                                          name, dir, to_guest ? " (in the guest)" : "", strerror(-j->dst_parent_fd));
         struct stat st;
         if (fstatat(j->dst_parent_fd, j->dst_name, &st, AT_SYMLINK_NOFOLLOW) >= 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: copy destination %s/%s exists%s",
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s: copy destination %s/%s exists%s",
                                          name, streq(dir, "/") ? "" : dir, j->dst_name,
                                          to_guest ? " in the guest" : "");
         j->to_guest = to_guest;
@@ -420,14 +418,14 @@ static int method_copy(sd_bus_message *message, Manager *m, bool to_guest, sd_bu
         if ((r = sd_bus_message_read(message, "sss", &name, &src, &dst)) < 0)
                 return r;
         if (!machine_name_is_valid(name))
-                return sd_bus_error_setf(error, ERROR_INVALID_NAME, "Invalid machine name '%s'.", name);
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_NAME, "Invalid machine name '%s'.", name);
         Machine *machine = manager_get_machine(m, name);
         if (!machine)
-                return sd_bus_error_setf(error, ERROR_NO_SUCH_MACHINE, "No machine '%s' is running.", name);
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_MACHINE, "No machine '%s' is running.", name);
         if (!*dst)
                 dst = src;
         if (!path_ok(src) || !path_ok(dst))
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                          "%s: copy paths must be absolute: '%s', '%s'", name, src, dst);
 
         CopyJob j = { .src_fd = -1, .dst_parent_fd = -1 };

@@ -1,18 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* org.machinemgr1.Manager's image methods and the org.machinemgr1.Image objects. Images are not cached:
- * every call looks at the directory, so what the bus shows is what is on disk. */
+/* org.machinemgr1.Manager's image methods and the org.machinemgr1.Image objects. Every call looks at the
+ * image directories, so what the bus shows is what is on disk, except the usage, which needs a walk of the
+ * whole tree: that comes from image-usage.c's cache (possibly stale or unknown, never walked here). */
 #include "image-dbus.h"
+#include "bus-names.h"
 #include "image.h"
+#include "image-usage.h"
 #include "log.h"
 #include "manager.h"
 #include "names.h"
 #include "operation.h"
 #include "util.h"
 
-#define ERROR_NO_SUCH_IMAGE "org.machinemgr1.Error.NoSuchImage"
-#define ERROR_INVALID_NAME "org.machinemgr1.Error.InvalidName"
-#define ERROR_INVALID_ARGUMENT "org.machinemgr1.Error.InvalidArgument"
-#define ERROR_IMAGE_BUSY "org.machinemgr1.Error.ImageBusy"
 
 int image_bus_path(const char *name, char **ret)
 {
@@ -24,18 +23,18 @@ int image_bus_path(const char *name, char **ret)
 static int check_name(const char *name, sd_bus_error *error)
 {
         if (!machine_name_is_valid(name))
-                return sd_bus_error_setf(error, ERROR_INVALID_NAME, "Invalid image name '%s'.", name);
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_NAME, "Invalid image name '%s'.", name);
         return 0;
 }
 
-static int load_image(Manager *m, const char *name, bool with_usage, Image **ret, sd_bus_error *error)
+static int load_image(Manager *m, const char *name, Image **ret, sd_bus_error *error)
 {
         int r = check_name(name, error);
         if (r < 0)
                 return r;
-        r = image_load(m->image_path, name, with_usage, ret);
+        r = image_load(m->image_path, name, ret);
         if (r == -ENOENT)
-                return sd_bus_error_setf(error, ERROR_NO_SUCH_IMAGE, "No image '%s'.", name);
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_IMAGE, "No image '%s'.", name);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "%s: read image: %m", name);
         return 0;
@@ -44,7 +43,7 @@ static int load_image(Manager *m, const char *name, bool with_usage, Image **ret
 static int check_exists(Manager *m, const char *name, sd_bus_error *error)
 {
         _cleanup_image_ Image *i = NULL;
-        return load_image(m, name, false, &i, error);
+        return load_image(m, name, &i, error);
 }
 
 static int check_absent(Manager *m, const char *name, sd_bus_error *error)
@@ -53,9 +52,9 @@ static int check_absent(Manager *m, const char *name, sd_bus_error *error)
         int r = check_name(name, error);
         if (r < 0)
                 return r;
-        r = image_load(m->image_path, name, false, &i);
+        r = image_load(m->image_path, name, &i);
         if (r >= 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Image '%s' already exists.", name);
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "Image '%s' already exists.", name);
         return r == -ENOENT ? 0 : sd_bus_error_set_errnof(error, r, "%s: read image: %m", name);
 }
 
@@ -63,11 +62,11 @@ static int check_absent(Manager *m, const char *name, sd_bus_error *error)
 static int lock_image(Manager *m, const char *name, int *ret_fd, sd_bus_error *error)
 {
         if (manager_get_machine(m, name))
-                return sd_bus_error_setf(error, ERROR_IMAGE_BUSY,
+                return sd_bus_error_setf(error, MM_ERROR_IMAGE_BUSY,
                                          "Image '%s' is in use by a running machine.", name);
         int r = image_lock(m->image_path, name, ret_fd);
         if (r == -EBUSY)
-                return sd_bus_error_setf(error, ERROR_IMAGE_BUSY,
+                return sd_bus_error_setf(error, MM_ERROR_IMAGE_BUSY,
                                          "Image '%s' is locked by another operation.", name);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "%s: lock image: %m", name);
@@ -80,10 +79,10 @@ static int image_error_to_bus(int r, const char *name, const char *new_name, con
                               sd_bus_error *error)
 {
         if (r == -EEXIST)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Image '%s' already exists.",
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "Image '%s' already exists.",
                                          new_name);
         if (r == -ENOENT)
-                return sd_bus_error_setf(error, ERROR_NO_SUCH_IMAGE, "No image '%s'.", name);
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_IMAGE, "No image '%s'.", name);
         return sd_bus_error_set_errnof(error, r, "%s", e->text[0] ? e->text : strerror(-r));
 }
 
@@ -195,7 +194,7 @@ int method_list_images(sd_bus_message *message, void *userdata, sd_bus_error *er
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Image **l = NULL;
         size_t n = 0;
-        int r = image_list(m->image_path, true, &l, &n);
+        int r = image_list(m->image_path, &l, &n);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "List images in %s: %m", m->image_path);
         r = sd_bus_message_new_method_return(message, &reply);
@@ -207,7 +206,7 @@ int method_list_images(sd_bus_message *message, void *userdata, sd_bus_error *er
                 if (r >= 0)
                         r = sd_bus_message_append(reply, "(ssbttto)", l[i]->name, "directory",
                                                   (int)l[i]->read_only, l[i]->crtime, l[i]->mtime,
-                                                  l[i]->usage, path);
+                                                  image_usage_get(m, l[i]), path);
         }
         image_list_free(l, n);
         if (r >= 0)
@@ -273,7 +272,7 @@ static int image_object_find(sd_bus *bus, const char *path, const char *interfac
         _cleanup_image_ Image *i = NULL;
         if (name_from_path(path, &name) < 0 || !machine_name_is_valid(name))
                 return 0;
-        if (image_load(m->image_path, name, false, &i) < 0)
+        if (image_load(m->image_path, name, &i) < 0)
                 return 0;
         *found = m;
         return 1;
@@ -286,7 +285,7 @@ static int image_node_enumerator(sd_bus *bus, const char *path, void *userdata, 
         _cleanup_strv_free_ char **l = NULL;
         Image **images = NULL;
         size_t n = 0;
-        int r = image_list(m->image_path, false, &images, &n);
+        int r = image_list(m->image_path, &images, &n);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 char *p;
                 if ((r = image_bus_path(images[i]->name, &p)) >= 0 && (r = strv_push(&l, p)) < 0)
@@ -299,23 +298,23 @@ static int image_node_enumerator(sd_bus *bus, const char *path, void *userdata, 
         return 1;
 }
 
-static int object_image(sd_bus_message *message_or_null, const char *path, Manager *m, bool with_usage,
-                        Image **ret, sd_bus_error *error)
+static int object_image(sd_bus_message *message_or_null, const char *path, Manager *m, Image **ret,
+                        sd_bus_error *error)
 {
         _cleanup_free_ char *name = NULL;
         if (!path)
                 path = sd_bus_message_get_path(message_or_null);
         int r = name_from_path(path, &name);
         if (r < 0)
-                return sd_bus_error_setf(error, ERROR_NO_SUCH_IMAGE, "No image at %s.", path);
-        return load_image(m, name, with_usage, ret, error);
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_IMAGE, "No image at %s.", path);
+        return load_image(m, name, ret, error);
 }
 
 static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
                         sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
         _cleanup_image_ Image *i = NULL;
-        int r = object_image(NULL, path, userdata, streq(property, "Usage"), &i, error);
+        int r = object_image(NULL, path, userdata, &i, error);
         if (r < 0)
                 return r;
         if (streq(property, "Name") || streq(property, "Path") || streq(property, "Type"))
@@ -328,13 +327,13 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         return sd_bus_message_append(reply, "t",
                                      streq(property, "CreationTimestamp")       ? i->crtime
                                      : streq(property, "ModificationTimestamp") ? i->mtime
-                                                                                : i->usage);
+                                                                                : image_usage_get(userdata, i));
 }
 
 static int method_remove(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
         _cleanup_image_ Image *i = NULL;
-        int r = object_image(message, NULL, userdata, false, &i, error);
+        int r = object_image(message, NULL, userdata, &i, error);
         return r < 0 ? r : do_remove(userdata, message, i->name, error);
 }
 
@@ -344,7 +343,7 @@ static int method_rename(sd_bus_message *message, void *userdata, sd_bus_error *
         const char *new_name;
         int r = sd_bus_message_read(message, "s", &new_name);
         if (r >= 0)
-                r = object_image(message, NULL, userdata, false, &i, error);
+                r = object_image(message, NULL, userdata, &i, error);
         return r < 0 ? r : do_rename(userdata, message, i->name, new_name, error);
 }
 
@@ -355,7 +354,7 @@ static int method_clone(sd_bus_message *message, void *userdata, sd_bus_error *e
         int ro;
         int r = sd_bus_message_read(message, "sb", &dst, &ro);
         if (r >= 0)
-                r = object_image(message, NULL, userdata, false, &i, error);
+                r = object_image(message, NULL, userdata, &i, error);
         return r < 0 ? r : do_clone(userdata, message, i->name, dst, ro, error);
 }
 
@@ -365,7 +364,7 @@ static int method_mark_read_only(sd_bus_message *message, void *userdata, sd_bus
         int ro;
         int r = sd_bus_message_read(message, "b", &ro);
         if (r >= 0)
-                r = object_image(message, NULL, userdata, false, &i, error);
+                r = object_image(message, NULL, userdata, &i, error);
         return r < 0 ? r : do_mark_read_only(userdata, message, i->name, ro, error);
 }
 
@@ -387,7 +386,7 @@ static const sd_bus_vtable image_vtable[] = {
 
 int image_bus_add_objects(Manager *m, sd_bus *bus)
 {
-        int r = sd_bus_add_fallback_vtable(bus, NULL, IMAGE_PATH_PREFIX, "org.machinemgr1.Image",
+        int r = sd_bus_add_fallback_vtable(bus, NULL, IMAGE_PATH_PREFIX, MM_BUS_IMAGE_INTERFACE,
                                            image_vtable, image_object_find, m);
         if (r < 0)
                 return r;

@@ -6,9 +6,10 @@
 
 #include <systemd/sd-bus.h>
 
+#include "bus-names.h"
 #include "manager.h"
 
-#define IMAGE_PATH_PREFIX "/org/machinemgr1/image"
+#define IMAGE_PATH_PREFIX MM_BUS_IMAGE_PREFIX
 
 int image_bus_path(const char *name, char **ret);
 int image_bus_add_objects(Manager *m, sd_bus *bus);

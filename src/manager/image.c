@@ -104,62 +104,296 @@ static void inodes_free(void **tree)
         *tree = NULL;
 }
 
+/* ---- walking a tree without recursion ---- */
+
+/* One directory being read: its fd keeps the position, the buffer what getdents64 returned past it. */
+typedef struct WalkLevel {
+        int fd;
+        size_t pos, len;
+        char name[NAME_MAX + 1]; /* in the directory above */
+        char buf[4096];
+} WalkLevel;
+
+/* The directories open from the top down to the one being read: one fd and one WalkLevel each, at most
+ * `max` of them, however deep the tree is. */
+typedef struct TreeStack {
+        WalkLevel *levels;
+        unsigned depth; /* levels open */
+        unsigned max;
+        dev_t dev; /* of the top: a directory of another filesystem is never entered */
+} TreeStack;
+
+/* A name that vanished or changed type since it was listed: a running guest's tree moves under us. */
+static bool tree_raced(int err)
+{
+        return err == ENOENT || err == ENOTDIR || err == ELOOP || err == ESTALE;
+}
+
+static void tree_pop(TreeStack *t)
+{
+        safe_close(t->levels[--t->depth].fd);
+}
+
+static void tree_close(TreeStack *t)
+{
+        while (t->depth > 0)
+                tree_pop(t);
+        t->levels = mfree(t->levels);
+}
+
+/* 1 when entered, 0 when it is no directory of this filesystem any more. */
+static int tree_push(TreeStack *t, int parent, const char *name)
+{
+        struct stat st;
+        /* O_DIRECTORY fails on anything else before it is opened: a FIFO put here meanwhile never blocks. */
+        int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return tree_raced(errno) ? 0 : -errno;
+        if (fstat(fd, &st) < 0) {
+                int r = -errno;
+                safe_close(fd);
+                return r;
+        }
+        if (st.st_dev != t->dev) {
+                safe_close(fd); /* mounted over since the caller's stat */
+                return 0;
+        }
+        WalkLevel *l = &t->levels[t->depth++];
+        *l = (WalkLevel){.fd = fd};
+        snprintf(l->name, sizeof l->name, "%s", name);
+        return 1;
+}
+
+/* Calloc'ed pages are only touched as deep as the tree goes. */
+static int tree_open(TreeStack *t, int dirfd, unsigned max)
+{
+        struct stat st;
+        *t = (TreeStack){.max = max};
+        if (fstat(dirfd, &st) < 0)
+                return -errno;
+        t->dev = st.st_dev;
+        t->levels = calloc(max, sizeof *t->levels);
+        if (!t->levels)
+                return -ENOMEM;
+        /* Our own open file description: reading it never moves the caller's fd. */
+        int r = tree_push(t, dirfd, ".");
+        if (r <= 0)
+                tree_close(t);
+        return r < 0 ? r : r == 0 ? -ENOTDIR : 0;
+}
+
+/* 1 with the next entry (never . or ..) of the innermost directory; 0 when that directory has ended: it is
+ * closed, and t->levels[t->depth].name says which it was; a negative errno. */
+static int tree_next(TreeStack *t, struct dirent64 **ret)
+{
+        for (;;) {
+                WalkLevel *l = &t->levels[t->depth - 1];
+                if (l->pos >= l->len) {
+                        ssize_t n = getdents64(l->fd, l->buf, sizeof l->buf);
+                        if (n < 0 && !tree_raced(errno))
+                                return -errno;
+                        if (n <= 0) {
+                                tree_pop(t);
+                                return 0;
+                        }
+                        l->pos = 0;
+                        l->len = (size_t)n;
+                }
+                struct dirent64 *de = (struct dirent64 *)(l->buf + l->pos);
+                l->pos += de->d_reclen;
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..")) {
+                        *ret = de;
+                        return 1;
+                }
+        }
+}
+
+static int tree_fd(TreeStack *t)
+{
+        return t->levels[t->depth - 1].fd;
+}
+
 /* ---- usage ---- */
 
-static int usage_walk(int fd, dev_t dev, void **seen, uint64_t *sum)
+const char *image_usage_stop_to_string(ImageUsageStop s)
 {
-        _cleanup_closedir_ DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return -errno;
-        }
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                struct stat st;
-                int r;
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
-                if (st.st_dev != dev)
-                        continue;
-                if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
-                        bool counted = inode_remember(seen, st.st_ino, NULL, &r);
-                        if (r < 0)
-                                return r;
-                        if (counted)
-                                continue; /* at its first name */
-                }
-                *sum += (uint64_t)st.st_blocks * 512;
-                if (!S_ISDIR(st.st_mode))
-                        continue;
-                int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (sub < 0)
-                        return -errno;
-                if ((r = usage_walk(sub, dev, seen, sum)) < 0)
-                        return r;
-        }
+        static const char *const table[] = {
+            [IMAGE_USAGE_COMPLETE] = "complete",
+            [IMAGE_USAGE_TOO_DEEP] = "too many directory levels",
+            [IMAGE_USAGE_TOO_MANY_ENTRIES] = "too many entries",
+            [IMAGE_USAGE_TOO_MANY_HARDLINKS] = "too many hardlinked files",
+            [IMAGE_USAGE_TIMEOUT] = "out of time",
+        };
+        return (unsigned)s < ELEMENTSOF(table) ? table[s] : "unknown";
+}
+
+typedef struct UsageWalk {
+        ImageUsageLimits limits;
+        TreeStack tree; /* depth_max + 1 levels: the top and every level below it */
+        void *seen;     /* InodeSeen: hardlinked inodes counted */
+        uint64_t n_seen;
+        ImageUsage result;
+} UsageWalk;
+
+/* 1 if this inode has been counted at another name already. */
+static int usage_seen_before(UsageWalk *w, const struct stat *st)
+{
+        int r;
+        if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
+                return 0;
+        if (inode_remember(&w->seen, st->st_ino, NULL, &r))
+                return 1;
+        if (r < 0)
+                return r;
+        if (++w->n_seen > w->limits.hardlinks_max)
+                w->result.stop = IMAGE_USAGE_TOO_MANY_HARDLINKS;
         return 0;
 }
 
-int image_usage_at(int dirfd, uint64_t *ret)
+static int usage_entry(UsageWalk *w, const char *name)
 {
         struct stat st;
-        void *seen = NULL;
+        int dirfd = tree_fd(&w->tree);
+        if (++w->result.entries > w->limits.entries_max) {
+                w->result.stop = IMAGE_USAGE_TOO_MANY_ENTRIES;
+                return 0;
+        }
+        if (w->limits.deadline > 0 && w->result.entries % 1024 == 0 &&
+            now_usec(CLOCK_MONOTONIC) > w->limits.deadline) {
+                w->result.stop = IMAGE_USAGE_TIMEOUT;
+                return 0;
+        }
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return tree_raced(errno) ? 0 : -errno;
+        if (st.st_dev != w->tree.dev)
+                return 0; /* a mount point: not this filesystem */
+        int r = usage_seen_before(w, &st);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        w->result.bytes += (uint64_t)st.st_blocks * 512;
+        if (!S_ISDIR(st.st_mode))
+                return 0;
+        if (w->tree.depth == w->tree.max) {
+                w->result.stop = IMAGE_USAGE_TOO_DEEP;
+                return 0;
+        }
+        r = tree_push(&w->tree, dirfd, name);
+        return r < 0 ? r : 0;
+}
+
+int image_usage_at(int dirfd, const ImageUsageLimits *limits, ImageUsage *ret)
+{
+        static const ImageUsageLimits defaults = {
+            .depth_max = IMAGE_DEPTH_MAX,
+            .entries_max = IMAGE_USAGE_ENTRIES_MAX,
+            .hardlinks_max = IMAGE_USAGE_HARDLINKS_MAX,
+        };
+        UsageWalk w = {.limits = limits ? *limits : defaults};
+        struct stat st;
+
         if (fstat(dirfd, &st) < 0)
                 return -errno;
-        int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return -errno;
-        uint64_t sum = (uint64_t)st.st_blocks * 512;
-        /* fdopendir shares the offset with dirfd: rewind so a reused fd still sees everything. */
-        (void)lseek(fd, 0, SEEK_SET);
-        int r = usage_walk(fd, st.st_dev, &seen, &sum);
-        inodes_free(&seen);
+        w.result.bytes = (uint64_t)st.st_blocks * 512;
+        int r = tree_open(&w.tree, dirfd, w.limits.depth_max + 1);
+        while (r >= 0 && w.tree.depth > 0 && w.result.stop == IMAGE_USAGE_COMPLETE) {
+                struct dirent64 *de;
+                r = tree_next(&w.tree, &de);
+                if (r > 0)
+                        r = usage_entry(&w, de->d_name);
+        }
+        tree_close(&w.tree);
+        inodes_free(&w.seen);
         if (r < 0)
                 return r;
-        *ret = sum;
+        *ret = w.result;
         return 0;
+}
+
+/* ---- removal ---- */
+
+/* The first error is the one reported; removal goes on past it. */
+static void keep_first(int *ret, int r)
+{
+        if (r < 0 && *ret >= 0)
+                *ret = r;
+}
+
+/* A directory at the depth limit is moved up to the top (a rename: one filesystem) for a later pass. */
+static int remove_move_up(TreeStack *t, const char *name, uint64_t *counter)
+{
+        char up[64];
+        for (;;) {
+                snprintf(up, sizeof up, ".#deep-%" PRIu64, (*counter)++);
+                if (renameat2(tree_fd(t), name, t->levels[0].fd, up, RENAME_NOREPLACE) >= 0)
+                        return 1;
+                if (errno != EEXIST)
+                        return tree_raced(errno) ? 0 : -errno;
+        }
+}
+
+static int remove_entry(TreeStack *t, const char *name, uint64_t *counter, unsigned *moved)
+{
+        struct stat st;
+        int fd = tree_fd(t);
+        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return tree_raced(errno) ? 0 : -errno;
+        if (!S_ISDIR(st.st_mode))
+                return unlinkat(fd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+        if (st.st_dev != t->dev)
+                return -EBUSY; /* a mount point: never removed through */
+        if (t->depth < t->max) {
+                int r = tree_push(t, fd, name);
+                return r < 0 ? r : 0;
+        }
+        int r = remove_move_up(t, name, counter);
+        if (r > 0)
+                (*moved)++;
+        return r < 0 ? r : 0;
+}
+
+/* One pass over the tree below dirfd; *moved says how many directories went to the top for the next. */
+static int remove_pass(int dirfd, uint64_t *counter, unsigned *moved)
+{
+        TreeStack t;
+        int ret = tree_open(&t, dirfd, IMAGE_DEPTH_MAX);
+        while (ret >= 0 && t.depth > 0) {
+                struct dirent64 *de;
+                int r = tree_next(&t, &de);
+                if (r < 0) {
+                        keep_first(&ret, r);
+                        tree_pop(&t); /* skip what cannot be read */
+                } else if (r > 0)
+                        keep_first(&ret, remove_entry(&t, de->d_name, counter, moved));
+                else if (t.depth > 0 && unlinkat(tree_fd(&t), t.levels[t.depth].name, AT_REMOVEDIR) < 0 &&
+                         errno != ENOENT)
+                        keep_first(&ret, -errno);
+        }
+        tree_close(&t);
+        return ret;
+}
+
+/* rm -rf of everything below dirfd, at any depth, with at most IMAGE_DEPTH_MAX fds open; never through a
+ * mount point (-EBUSY, what is mounted stays). */
+static int remove_below(int dirfd)
+{
+        uint64_t counter = 0;
+        for (;;) {
+                unsigned moved = 0;
+                int r = remove_pass(dirfd, &counter, &moved);
+                if (r < 0 || moved == 0)
+                        return r;
+        }
+}
+
+static int remove_tree(const char *path)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        int r = remove_below(fd);
+        if (r >= 0 && rmdir(path) < 0)
+                r = -errno;
+        return r;
 }
 
 /* ---- read-only: FS_IMMUTABLE_FL ---- */
@@ -209,14 +443,14 @@ int image_set_read_only(const char *image_path, const char *name, bool read_only
 
 /* ---- load and list ---- */
 
-int image_load(const char *image_path, const char *name, bool with_usage, Image **ret)
+int image_load(const char *image_path, const char *name, Image **ret)
 {
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = open_image_dir(image_path, name, &path);
         if (fd < 0)
                 return fd;
         struct statx sx;
-        if (statx(fd, "", AT_EMPTY_PATH, STATX_BTIME | STATX_MTIME, &sx) < 0)
+        if (statx(fd, "", AT_EMPTY_PATH, STATX_BTIME | STATX_MTIME | STATX_INO, &sx) < 0)
                 return -errno;
 
         _cleanup_image_ Image *i = calloc(1, sizeof *i);
@@ -228,12 +462,8 @@ int image_load(const char *image_path, const char *name, bool with_usage, Image 
         i->mtime = (uint64_t)sx.stx_mtime.tv_sec * 1000000 + sx.stx_mtime.tv_nsec / 1000;
         if (image_get_read_only_fd(fd, &i->read_only) < 0)
                 i->read_only = false; /* no inode flags on this filesystem: never read-only */
-        i->usage = UINT64_MAX;
-        if (with_usage) {
-                int r = image_usage_at(fd, &i->usage);
-                if (r < 0)
-                        return r;
-        }
+        i->dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+        i->ino = (ino_t)sx.stx_ino;
         *ret = TAKE_PTR(i);
         return 0;
 }
@@ -253,7 +483,7 @@ static int image_compare(const void *a, const void *b)
         return strcmp((*(Image *const *)a)->name, (*(Image *const *)b)->name);
 }
 
-int image_list(const char *image_path, bool with_usage, Image ***ret, size_t *ret_n)
+int image_list(const char *image_path, Image ***ret, size_t *ret_n)
 {
         _cleanup_closedir_ DIR *d = opendir(image_path);
         Image **l = NULL;
@@ -266,7 +496,7 @@ int image_list(const char *image_path, bool with_usage, Image ***ret, size_t *re
                         continue;
                 if (!machine_name_is_valid(de->d_name)) /* also skips temp dirs and lock files (".#…") */
                         continue;
-                int r = image_load(image_path, de->d_name, with_usage, &i);
+                int r = image_load(image_path, de->d_name, &i);
                 if (r == -ENOENT)
                         continue; /* not a directory, or gone meanwhile */
                 if (r >= 0 && (r = image_list_append(&l, &n, i)) < 0)
@@ -287,6 +517,7 @@ int image_list(const char *image_path, bool with_usage, Image ***ret, size_t *re
 
 typedef struct CopyContext {
         dev_t dev;
+        unsigned depth; /* of the directory being copied below the top */
         int dst_root;
         void *links; /* InodeSeen: hardlinked source inodes and the relative path of their first copy */
         ImageError *error;
@@ -419,6 +650,10 @@ static int copy_dir_contents(CopyContext *c, int sfd, int dfd, const char *rel);
 static int copy_dir(CopyContext *c, int sfd, int dfd, const char *name, const char *rel,
                     const struct stat *st)
 {
+        /* Each level costs two fds and its path: a guest's chain of 40,000 directories is refused. */
+        if (c->depth >= IMAGE_DEPTH_MAX)
+                return image_error(c->error, -ELOOP, "copy %.64s…: more than %u directory levels", rel,
+                                   IMAGE_DEPTH_MAX);
         if (mkdirat(dfd, name, 0700) < 0)
                 return -errno;
         if (st->st_dev != c->dev)
@@ -431,7 +666,10 @@ static int copy_dir(CopyContext *c, int sfd, int dfd, const char *name, const ch
                 safe_close(s);
                 return -errno;
         }
-        return copy_dir_contents(c, s, d, rel);
+        c->depth++;
+        int r = copy_dir_contents(c, s, d, rel);
+        c->depth--;
+        return r;
 }
 
 /* 1 if made as a hardlink to an earlier copy of the same inode, 0 if the caller must copy it. */
@@ -556,7 +794,7 @@ static int clone_into_place(const char *image_path, int src_fd, const char *dst,
         if (r >= 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) < 0)
                 r = image_error(e, -errno, "rename the copy to %s", final);
         if (r < 0)
-                (void)rm_rf_dir(tmp);
+                (void)remove_tree(tmp);
         return r;
 }
 
@@ -637,7 +875,7 @@ int image_remove(const char *image_path, const char *name, ImageError *e)
                 return -ENOMEM;
         if (renameat2(AT_FDCWD, path, AT_FDCWD, hidden, RENAME_NOREPLACE) < 0)
                 return image_error(e, -errno, "rename %s out of the way", name);
-        if ((r = rm_rf_dir(hidden)) < 0)
+        if ((r = remove_tree(hidden)) < 0)
                 return image_error(e, r, "remove %s (left in %s)", name, hidden);
         if (unlink(settings) < 0 && errno != ENOENT)
                 return image_error(e, -errno, "remove %s", settings);

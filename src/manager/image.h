@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "util.h"
 
@@ -23,7 +24,9 @@ typedef struct Image {
         bool read_only;
         uint64_t crtime; /* µs since the epoch; 0 when the filesystem does not record a birth time */
         uint64_t mtime;
-        uint64_t usage; /* bytes; UINT64_MAX when not computed */
+        /* Which directory this is: a usage measured (image-usage.h) is of one directory, not of a name. */
+        dev_t dev;
+        ino_t ino;
 } Image;
 
 /* What failed, e.g. "copy usr/bin/ls: No space left on device". */
@@ -39,13 +42,49 @@ static inline void image_freep(Image **i)
 #define _cleanup_image_ _cleanup_(image_freep)
 void image_list_free(Image **l, size_t n);
 
-/* -EINVAL for an invalid name, -ENOENT when there is no such image directory. Usage is a full walk of the
- * tree, so only computed when asked for. */
-int image_load(const char *image_path, const char *name, bool with_usage, Image **ret);
+/* -EINVAL for an invalid name, -ENOENT when there is no such image directory. A few system calls on the
+ * image's top directory only (never a walk of the tree), so fit for the event loop. */
+int image_load(const char *image_path, const char *name, Image **ret);
 /* Every image, sorted by name. A missing image path is an empty list. */
-int image_list(const char *image_path, bool with_usage, Image ***ret, size_t *ret_n);
-/* Disk usage of a tree: allocated blocks, each hardlinked inode once, not crossing mount points. */
-int image_usage_at(int dirfd, uint64_t *ret);
+int image_list(const char *image_path, Image ***ret, size_t *ret_n);
+
+/* Directory levels below an image's top that the usage walk measures and a clone copies (a deeper tree is
+ * not measured, not cloned): a path of 1024 levels is already past PATH_MAX, a guest's tree can be any
+ * depth, and each level open costs a walk one fd. Removal goes to any depth. */
+#define IMAGE_DEPTH_MAX 1024U
+
+/* The usage walk: disk usage of a tree as allocated blocks, each hardlinked inode once, never following a
+ * symlink, never crossing a mount point. Iterative (an explicit stack of directory fds, no recursion),
+ * with every dimension a guest controls bounded: a tree beyond a limit is not measured (the walk stops
+ * and says which limit). Memory: one fd and a 4 KiB buffer per level, one node per hardlinked inode. */
+typedef struct ImageUsageLimits {
+        unsigned depth_max;     /* directory levels below the top */
+        uint64_t entries_max;   /* directory entries looked at */
+        uint64_t hardlinks_max; /* distinct inodes with more than one name */
+        uint64_t deadline;      /* CLOCK_MONOTONIC µs; 0 for none */
+} ImageUsageLimits;
+
+#define IMAGE_USAGE_ENTRIES_MAX (8ULL * 1000 * 1000)
+#define IMAGE_USAGE_HARDLINKS_MAX (256ULL * 1024)
+
+typedef enum ImageUsageStop {
+        IMAGE_USAGE_COMPLETE,
+        IMAGE_USAGE_TOO_DEEP,
+        IMAGE_USAGE_TOO_MANY_ENTRIES,
+        IMAGE_USAGE_TOO_MANY_HARDLINKS,
+        IMAGE_USAGE_TIMEOUT,
+} ImageUsageStop;
+
+typedef struct ImageUsage {
+        uint64_t bytes;   /* all of the tree when complete, else what was counted before the stop */
+        uint64_t entries;
+        ImageUsageStop stop;
+} ImageUsage;
+
+const char *image_usage_stop_to_string(ImageUsageStop s);
+/* limits NULL: the defaults above, no deadline. A negative errno only for an error of the top directory
+ * or of memory; entries that vanish or change type under the walk (a running guest's tree) are skipped. */
+int image_usage_at(int dirfd, const ImageUsageLimits *limits, ImageUsage *ret);
 
 /* Copies SRC to DST (which must not exist) through a hidden temp directory, renamed into place when done. */
 int image_clone(const char *image_path, const char *src, const char *dst, bool read_only, ImageError *e);

@@ -23,7 +23,7 @@ static int machine_object_find(sd_bus *bus, const char *path, const char *interf
 {
         Manager *m = userdata;
         _cleanup_free_ char *name = NULL;
-        int r = sd_bus_path_decode(path, "/org/machinemgr1/machine", &name);
+        int r = sd_bus_path_decode(path, MM_BUS_MACHINE_PREFIX, &name);
         if (r <= 0)
                 return r;
         Machine *machine = manager_get_machine(m, name);
@@ -373,14 +373,14 @@ static int method_set_limits(sd_bus_message *message, void *userdata, sd_bus_err
                                    : streq(key, "TasksMax")           ? &l.tasks_max
                                                                       : NULL;
                 if (!target)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument",
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                  "Unknown limit '%s' (MemoryMax, CPUQuotaPerSecUSec, TasksMax).",
                                                  key);
                 if (sd_bus_message_read(message, "v", "t", &v) < 0)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument",
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                  "Limit '%s' must be of type t.", key);
                 if (v == 0)
-                        return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument",
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                  "%s must be greater than 0.", key);
                 /* On the bus UINT64_MAX means no limit; in Settings that is LIMIT_INFINITY (UINT64_MAX is unset). */
                 *target = v == UINT64_MAX ? LIMIT_INFINITY : v;
@@ -425,11 +425,11 @@ static const sd_bus_vtable machine_vtable[] = {
 
 int machine_bus_add_objects(Manager *m, sd_bus *bus)
 {
-        int r = sd_bus_add_fallback_vtable(bus, NULL, "/org/machinemgr1/machine", "org.machinemgr1.Machine",
+        int r = sd_bus_add_fallback_vtable(bus, NULL, MM_BUS_MACHINE_PREFIX, MM_BUS_MACHINE_INTERFACE,
                                            machine_vtable, machine_object_find, m);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(bus, NULL, "/org/machinemgr1/machine", machine_node_enumerator, m);
+        return sd_bus_add_node_enumerator(bus, NULL, MM_BUS_MACHINE_PREFIX, machine_node_enumerator, m);
 }
 
 static int emit_changed(sd_bus *bus, void *userdata)
@@ -484,9 +484,9 @@ int bus_shell_machine(Machine *machine, sd_bus_message *message, sd_bus_error *e
             (r = sd_bus_message_read(message, "hhh", &fds[0], &fds[1], &fds[2])) < 0)
                 return r;
         if (strv_length(argv) == 0)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.InvalidArgument", "No command given.");
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "No command given.");
         if (machine->leader_pidfd < 0)
-                return sd_bus_error_setf(error, "org.machinemgr1.Error.NoSuchMachine", "%s is not running.",
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_MACHINE, "%s is not running.",
                                          machine->name);
 
         ShellSession *s = calloc(1, sizeof *s);

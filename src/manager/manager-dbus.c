@@ -15,20 +15,16 @@
 #include "network.h"
 #include "util.h"
 
-#define ERROR_NO_SUCH_MACHINE MM_ERROR_NO_SUCH_MACHINE
-#define ERROR_INVALID_NAME MM_ERROR_INVALID_NAME
-#define ERROR_INVALID_ARGUMENT MM_ERROR_INVALID_ARGUMENT
-#define ERROR_MACHINE_EXISTS MM_ERROR_MACHINE_EXISTS
 
 int machine_bus_path(const char *name, char **ret)
 {
-        return sd_bus_path_encode("/org/machinemgr1/machine", name, ret);
+        return sd_bus_path_encode(MM_BUS_MACHINE_PREFIX, name, ret);
 }
 
 static int check_name(const char *name, sd_bus_error *error)
 {
         if (!machine_name_is_valid(name))
-                return sd_bus_error_setf(error, ERROR_INVALID_NAME, "Invalid machine name '%s'.", name);
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_NAME, "Invalid machine name '%s'.", name);
         return 0;
 }
 
@@ -40,7 +36,7 @@ static int lookup_machine(Manager *m, const char *name, Machine **ret, sd_bus_er
                 return r;
         *ret = manager_get_machine(m, name);
         if (!*ret)
-                return sd_bus_error_setf(error, ERROR_NO_SUCH_MACHINE, "No machine '%s' is running.", name);
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_MACHINE, "No machine '%s' is running.", name);
         return 0;
 }
 
@@ -129,7 +125,7 @@ static int read_start_option(sd_bus_message *message, const char *key, Settings 
                         return r;
                 /* Zero would freeze or OOM-kill the guest at once: as the settings file, refuse it. */
                 if (*target == 0)
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s must be greater than 0.", key);
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s must be greater than 0.", key);
                 return sd_bus_message_exit_container(message);
         }
         if (streq(key, "TasksMax")) {
@@ -137,7 +133,7 @@ static int read_start_option(sd_bus_message *message, const char *key, Settings 
                     (r = read_limit(message, &s->tasks_max)) < 0)
                         return r;
                 if (s->tasks_max == 0)
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "TasksMax must be at least 1.");
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "TasksMax must be at least 1.");
                 return sd_bus_message_exit_container(message);
         }
         if (streq(key, "Boot") || streq(key, "Ephemeral") || streq(key, "ReadOnly")) {
@@ -158,10 +154,10 @@ static int read_start_option(sd_bus_message *message, const char *key, Settings 
                 if (r < 0)
                         return r;
                 if (streq(key, "Command") && strv_length(s->command) == 0)
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Command must not be empty.");
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "Command must not be empty.");
                 STRV_FOREACH(e, streq(key, "Environment") ? s->environment : NULL)
                 if (!strchr(*e, '=') || **e == '=')
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                  "Environment entry '%s' is not VAR=value.", *e);
                 return sd_bus_message_exit_container(message);
         }
@@ -171,7 +167,7 @@ static int read_start_option(sd_bus_message *message, const char *key, Settings 
                 if ((r = sd_bus_message_read(message, "v", "s", &str)) < 0)
                         return r;
                 if (!*str || strlen(str) > 64)
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Invalid hostname '%s'.", str);
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "Invalid hostname '%s'.", str);
                 free(s->hostname);
                 return (s->hostname = strdup(str)) ? 0 : -ENOMEM;
         }
@@ -179,7 +175,7 @@ static int read_start_option(sd_bus_message *message, const char *key, Settings 
                 if ((r = sd_bus_message_read(message, "v", "s", &str)) < 0)
                         return r;
                 if (parse_private_users(str, NULL, NULL) < 0)
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                  "Invalid PrivateUsers '%s' (no, pick or UID[:RANGE]).", str);
                 free(s->private_users);
                 return (s->private_users = strdup(str)) ? 0 : -ENOMEM;
@@ -188,7 +184,7 @@ static int read_start_option(sd_bus_message *message, const char *key, Settings 
         r = network_read_start_option(message, key, s, error);
         if (r != 0)
                 return r < 0 ? r : 0;
-        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Unknown or unsupported start option '%s'.", key);
+        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "Unknown or unsupported start option '%s'.", key);
 }
 
 static int read_start_options(sd_bus_message *message, Settings *s, sd_bus_error *error)
@@ -203,7 +199,7 @@ static int read_start_options(sd_bus_message *message, Settings *s, sd_bus_error
                 r = read_start_option(message, key, s, error);
                 if (r < 0) {
                         if (!sd_bus_error_is_set(error))
-                                sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                   "Start option '%s' has the wrong type.", key);
                         return r;
                 }
@@ -228,7 +224,7 @@ static int resolve_settings(Manager *m, const char *name, Settings *options, sd_
                 _cleanup_free_ char *msg = NULL;
                 r = settings_load_file(path, &file, &msg);
                 if (r < 0)
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: %s", name,
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s: %s", name,
                                                  msg ?: strerror(-r));
                 r = settings_merge(options, file);
                 if (r < 0)
@@ -240,7 +236,7 @@ static int resolve_settings(Manager *m, const char *name, Settings *options, sd_
         _cleanup_free_ char *net_msg = NULL;
         r = network_check_settings(options, &net_msg);
         if (r < 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: %s", name, net_msg ?: strerror(-r));
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "%s: %s", name, net_msg ?: strerror(-r));
         return 0;
 }
 
@@ -273,7 +269,7 @@ static int method_start_machine(sd_bus_message *message, void *userdata, sd_bus_
         if ((r = read_start_options(message, s, error)) < 0)
                 return r;
         if (manager_get_machine(m, name))
-                return sd_bus_error_setf(error, ERROR_MACHINE_EXISTS, "Machine '%s' is already running.", name);
+                return sd_bus_error_setf(error, MM_ERROR_MACHINE_EXISTS, "Machine '%s' is already running.", name);
         if ((r = resolve_settings(m, name, s, error)) < 0)
                 return r;
         if ((r = binds_check_sources(name, s->binds, s->n_binds, error)) < 0)
@@ -327,10 +323,10 @@ int bus_kill_machine(Machine *machine, sd_bus_message *message, const char *whom
 int bus_kill_machine(Machine *machine, sd_bus_message *message, const char *whom, int signo, sd_bus_error *error)
 {
         if (!streq(whom, "leader") && !streq(whom, "all") && *whom)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Invalid kill target '%s' (leader, all).",
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "Invalid kill target '%s' (leader, all).",
                                          whom);
         if (signo <= 0 || signo >= _NSIG)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Invalid signal %d.", signo);
+                return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "Invalid signal %d.", signo);
         int r = machine_kill(machine, *whom ? whom : "all", signo);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "%s: kill: %m", machine->name);
@@ -376,7 +372,7 @@ static int method_get_machine_exit(sd_bus_message *message, void *userdata, sd_b
                 return r;
         ExitRecord *e = manager_find_exit(userdata, name);
         if (!e)
-                return sd_bus_error_setf(error, ERROR_NO_SUCH_MACHINE, "No run of machine '%s' has ended.", name);
+                return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_MACHINE, "No run of machine '%s' has ended.", name);
         return sd_bus_reply_method_return(message, "sits", e->result, (int32_t)e->status, e->timestamp,
                                           strempty(e->message));
 }
@@ -421,10 +417,10 @@ int machine_bus_add_objects(Manager *m, sd_bus *bus);
 
 int manager_bus_add_objects(Manager *m, sd_bus *bus)
 {
-        int r = sd_bus_add_object_vtable(bus, NULL, "/org/machinemgr1", "org.machinemgr1.Manager", manager_vtable, m);
+        int r = sd_bus_add_object_vtable(bus, NULL, MM_BUS_PATH, MM_BUS_MANAGER_INTERFACE, manager_vtable, m);
         if (r < 0)
                 return r;
-        r = sd_bus_add_object_manager(bus, NULL, "/org/machinemgr1");
+        r = sd_bus_add_object_manager(bus, NULL, MM_BUS_PATH);
         if (r < 0)
                 return r;
         r = image_bus_add_objects(m, bus);
@@ -442,7 +438,7 @@ typedef struct SignalArgs {
 static int emit_signal(sd_bus *bus, void *userdata)
 {
         SignalArgs *a = userdata;
-        return sd_bus_emit_signal(bus, "/org/machinemgr1", "org.machinemgr1.Manager", a->member, "so", a->name,
+        return sd_bus_emit_signal(bus, MM_BUS_PATH, MM_BUS_MANAGER_INTERFACE, a->member, "so", a->name,
                                   a->path);
 }
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "manager.h"
+#include "bus-names.h"
 #include "cgroup.h"
 
 #include <fcntl.h>
@@ -123,8 +124,10 @@ void manager_foreach_bus(Manager *m, manager_bus_func f, void *userdata)
         if (m->system_bus)
                 f(m->system_bus, userdata);
         for (PrivateConnection *c = m->connections; c; c = c->next)
-                if (c->spoke)
+                if (c->spoke && bus_private_connection_check(c)) {
                         f(c->bus, userdata);
+                        (void)bus_private_connection_check(c);
+                }
 }
 
 /* FDNAME= allows printable ASCII only; machine names may be UTF-8, so they are hex-encoded. */
@@ -295,7 +298,7 @@ static int manager_connect_system_bus(Manager *m)
         r = manager_bus_add_objects(m, m->system_bus);
         if (r < 0)
                 return log_error_errno(r, "Register objects on the system bus: %m");
-        r = sd_bus_request_name(m->system_bus, "org.machinemgr1", 0);
+        r = sd_bus_request_name(m->system_bus, MM_BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(r, "Acquire bus name org.machinemgr1: %m");
         r = sd_bus_attach_event(m->system_bus, m->event, 0);

@@ -105,6 +105,9 @@ struct PrivateConnection {
          * Hello fails with EIO on any message that arrives before the Hello reply. */
         bool spoke;
         sd_event_source *demote_source; /* moves the connection to normal priority after its handshake */
+        sd_event_source *drop_source;   /* set once it is to be disconnected (see bus_private_connection_check) */
         PrivateConnection *next;
 };
 PrivateConnection *bus_private_connection_free(PrivateConnection *c);
+/* false when c is being disconnected (its write queue is over the bound): send it nothing more. */
+bool bus_private_connection_check(PrivateConnection *c);

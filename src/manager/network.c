@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "network.h"
+#include "bus-names.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -578,7 +579,6 @@ int network_machine_append_addresses(Machine *m, sd_bus_message *reply)
         return sd_bus_message_close_container(reply);
 }
 
-#define ERROR_INVALID_ARGUMENT "org.machinemgr1.Error.InvalidArgument"
 
 static int read_ports(sd_bus_message *message, Settings *s, sd_bus_error *error)
 {
@@ -594,10 +594,10 @@ static int read_ports(sd_bus_message *message, Settings *s, sd_bus_error *error)
         s->n_ports = 0;
         while ((r = sd_bus_message_read(message, "(sqq)", &proto, &host_port, &guest_port)) > 0) {
                 if (!streq(proto, "tcp") && !streq(proto, "udp"))
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                  "Invalid port protocol '%s', expected tcp or udp.", proto);
                 if (host_port == 0 || guest_port == 0)
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                  "Invalid port forward %s:%u:%u: ports are 1…65535.", proto,
                                                  host_port, guest_port);
                 PortForward *ports = reallocarray(s->ports, s->n_ports + 1, sizeof(PortForward));
@@ -642,7 +642,7 @@ int network_read_start_option(sd_bus_message *message, const char *key, Settings
                 bool network = streq(key, "Network");
                 int mode = network ? parse_network_mode(str) : parse_resolv_conf(str);
                 if (mode < 0)
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Invalid %s '%s', expected %s.",
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "Invalid %s '%s', expected %s.",
                                                  network ? "network mode" : "ResolvConf", str,
                                                  network ? "none, veth, bridge or host"
                                                          : "copy-host, bind-host or off");
@@ -656,7 +656,7 @@ int network_read_start_option(sd_bus_message *message, const char *key, Settings
                 if ((r = read_string(message, &s->bridge)) < 0)
                         return r;
                 if (!*s->bridge || strlen(s->bridge) >= IFNAMSIZ)
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "Invalid bridge name '%s'.",
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT, "Invalid bridge name '%s'.",
                                                  s->bridge);
                 return 1;
         }
@@ -668,7 +668,7 @@ int network_read_start_option(sd_bus_message *message, const char *key, Settings
                         return r;
                 STRV_FOREACH(a, l)
                 if (!network_address_is_valid(*a))
-                        return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                        return sd_bus_error_setf(error, MM_ERROR_INVALID_ARGUMENT,
                                                  "Invalid address '%s', expected ADDRESS/PREFIX.", *a);
                 strv_free(s->addresses);
                 s->addresses = TAKE_PTR(l);

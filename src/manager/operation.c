@@ -90,12 +90,16 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
         return 0;
 }
 
-_Noreturn static void worker_run(int errno_fd, OperationWork work, void *userdata)
+typedef struct OperationRun {
+        OperationWork work;
+        void *userdata;
+} OperationRun;
+
+static void operation_run(int errno_fd, void *userdata)
 {
+        OperationRun *o = userdata;
         ImageError e = {};
-        /* No orphaned copy keeps going when the daemon dies. */
-        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int r = work(userdata, &e);
+        int r = o->work(o->userdata, &e);
         if (r < 0) {
                 struct {
                         int32_t error;
@@ -107,7 +111,7 @@ _Noreturn static void worker_run(int errno_fd, OperationWork work, void *userdat
         _exit(r < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
 }
 
-static int operation_fork(Operation *o, OperationWork work, void *userdata)
+int worker_fork(WorkerRun run, void *userdata, int *ret_pidfd, int *ret_result_fd)
 {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
@@ -119,19 +123,24 @@ static int operation_fork(Operation *o, OperationWork work, void *userdata)
                 return -errno;
         }
         if (pid == 0) {
+                /* No orphaned copy or walk keeps going when the daemon dies. */
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
                 safe_close(p[0]);
-                worker_run(p[1], work, userdata);
+                run(p[1], userdata);
+                _exit(EXIT_FAILURE);
         }
         safe_close(p[1]);
-        o->errno_fd = p[0];
         /* Not reaped before this: the pid cannot have been reused. */
-        o->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        if (o->pidfd < 0) {
+        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0) {
                 int r = -errno;
                 (void)kill(pid, SIGKILL);
                 (void)waitpid(pid, NULL, 0);
+                safe_close(p[0]);
                 return r;
         }
+        *ret_pidfd = pidfd;
+        *ret_result_fd = p[0];
         return 0;
 }
 
@@ -155,8 +164,9 @@ int operation_start(Manager *m, sd_bus_message *message, OperationWork work, voi
         }
         if (r >= 0 && !(o->image_path = strdup(m->image_path)))
                 r = -ENOMEM;
+        OperationRun run = {work, userdata}; /* read by the worker, in its copy of our memory */
         if (r >= 0)
-                r = operation_fork(o, work, userdata);
+                r = worker_fork(operation_run, &run, &o->pidfd, &o->errno_fd);
         if (r >= 0)
                 r = sd_event_add_child_pidfd(m->event, &o->source, o->pidfd, WEXITED, on_worker_exit, o);
         if (r < 0) {

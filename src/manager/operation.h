@@ -23,3 +23,10 @@ int operation_start(Manager *m, sd_bus_message *message, OperationWork work, voi
                     const char *const *lock_names, size_t n_locks);
 
 unsigned operation_count(void);
+
+/* The fork under operation_start() and image-usage.c's walks: run(result_fd, userdata) in a child that dies
+ * with the daemon (PR_SET_PDEATHSIG) and exits when run() returns; result_fd is the write end of a pipe
+ * whose read end is returned with the child's pidfd. The child is a copy of the daemon, every fd
+ * included: run() closes what it must not hold. */
+typedef void (*WorkerRun)(int result_fd, void *userdata);
+int worker_fork(WorkerRun run, void *userdata, int *ret_pidfd, int *ret_result_fd);

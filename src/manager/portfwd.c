@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "portfwd.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -15,11 +16,38 @@
 
 /* What one direction may hold in its pipe: the default pipe size, so a splice into it never blocks. */
 #define PUMP_CAP (64 * 1024)
+/* Bytes one direction of a connection moves per dispatch (two pipe-fulls, well under a millisecond):
+ * then the loop serves everyone else, and the sockets, level-triggered, bring the connection back in
+ * the next iteration. Without it a reader as fast as the writer kept the loop for a whole transfer. */
+#define PUMP_DISPATCH_BUDGET (128 * 1024)
 /* A guest that never answers must not let a client pile up fds in the daemon without bound. */
 #define CONNECTIONS_MAX 256
+/* … nor may one client address take all of them: the 33rd connection from one address (one /64 for
+ * IPv6, where a client has that many addresses) is closed at once. Above what one browser or NAT'ed
+ * office opens at a time, far below the port's 256. */
+#define CONNECTIONS_PER_SOURCE_MAX 32
+/* Connections accepted per dispatch of a listening socket; the rest wait for the next iteration. */
+#define ACCEPT_BATCH 32
 #define USEC_PER_SEC 1000000ULL
-/* Datagrams handled per wakeup of one socket: a busy flow must not starve the rest of the loop. */
+/* A connection that moves no byte either way for this long is closed: it frees the slot of a client
+ * that went away without a word (no FIN, no RST) and of one stalled by a peer that never reads. Long-
+ * lived quiet sessions (ssh) keep it alive with application keepalives (ServerAliveInterval).
+ * MACHINEMGR_TCP_IDLE_SEC overrides it (tests). */
+#define PORTFWD_TCP_IDLE_USEC (10 * 60 * USEC_PER_SEC)
+/* A guest that never completes the handshake (a full accept queue drops SYNs, a firewall) must not hold
+ * slots for the kernel's two minutes of SYN retries: three tries (1 + 2 + 4 s) fit in 10 s.
+ * MACHINEMGR_TCP_CONNECT_SEC overrides it (tests). */
+#define PORTFWD_TCP_CONNECT_USEC (10 * USEC_PER_SEC)
+/* Datagrams handled per wakeup of one socket, and the bytes they may add up to: a busy flow must not
+ * starve the rest of the loop. */
 #define UDP_BATCH 32
+#define UDP_BATCH_BYTES (256 * 1024)
+/* When the flows are all taken, a client address with this many flows (client ports) already replaces
+ * its own least recently used flow, never another client's. Soft state: while there is room one address
+ * may have them all (a NAT'ed network), and an evicted flow comes back with its next datagram. */
+#define UDP_FLOWS_PER_SOURCE_MAX 32
+/* Refused connections are logged at most once per this interval per forwarder, with their count. */
+#define REFUSED_LOG_INTERVAL_USEC (60 * USEC_PER_SEC)
 
 typedef union SockaddrUnion {
         struct sockaddr sa;
@@ -37,9 +65,12 @@ typedef struct Pump {
 typedef struct Connection Connection;
 struct Connection {
         PortForwarder *owner;
-        int fd[2]; /* 0: the accepted client, 1: the guest side */
+        SockaddrUnion peer; /* the client */
+        int fd[2];          /* 0: the accepted client, 1: the guest side */
         sd_event_source *source[2];
-        Pump pump[2]; /* pump[i] moves fd[i] -> fd[1 - i] */
+        sd_event_source *timer; /* connect timeout, then idle timeout */
+        uint64_t last_active;   /* CLOCK_MONOTONIC µs: created, or the last byte moved */
+        Pump pump[2];           /* pump[i] moves fd[i] -> fd[1 - i] */
         bool connected;
         Connection *next;
 };
@@ -74,11 +105,32 @@ struct PortForwarder {
         void *userdata;
         Connection *connections;
         unsigned n_connections;
+        uint64_t tcp_idle_usec, tcp_connect_usec;
+        unsigned n_refused;         /* connections refused since the last log line about it */
+        uint64_t refused_logged;    /* CLOCK_MONOTONIC µs of that line */
         Flow *flows;
         unsigned n_flows;
         uint64_t idle_usec;
         bool open_failed; /* the last flow could not be opened: logged once until one opens again */
 };
+
+/* The same client for the per-source limits: one IPv4 address, or one IPv6 /64. */
+static bool same_source(const SockaddrUnion *a, const SockaddrUnion *b)
+{
+        if (a->sa.sa_family != b->sa.sa_family)
+                return false;
+        if (a->sa.sa_family == AF_INET)
+                return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+        return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 8) == 0;
+}
+
+static uint64_t event_now(sd_event *e)
+{
+        uint64_t now;
+        if (sd_event_now(e, CLOCK_MONOTONIC, &now) < 0)
+                now = now_usec(CLOCK_MONOTONIC);
+        return now;
+}
 
 static void connection_free(Connection *c)
 {
@@ -88,6 +140,7 @@ static void connection_free(Connection *c)
                         break;
                 }
         c->owner->n_connections--;
+        sd_event_source_disable_unref(c->timer);
         for (int i = 0; i < 2; i++) {
                 sd_event_source_disable_unref(c->source[i]);
                 safe_close(c->fd[i]);
@@ -97,10 +150,12 @@ static void connection_free(Connection *c)
         free(c);
 }
 
-/* Moves what can be moved now without blocking. */
-static int pump_run(Pump *p, int from, int to)
+/* Moves what can be moved now without blocking, up to the dispatch budget; marks the connection active
+ * when a byte moved. */
+static int pump_run(Connection *c, Pump *p, int from, int to)
 {
-        for (;;) {
+        size_t moved = 0;
+        while (moved < PUMP_DISPATCH_BUDGET) {
                 bool progress = false;
                 if (!p->eof && p->pending < PUMP_CAP) {
                         ssize_t n = splice(from, NULL, p->pipe[1], NULL, PUMP_CAP - p->pending,
@@ -117,6 +172,7 @@ static int pump_run(Pump *p, int from, int to)
                         ssize_t n = splice(p->pipe[0], NULL, to, NULL, p->pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                         if (n > 0) {
                                 p->pending -= (size_t)n;
+                                moved += (size_t)n;
                                 progress = true;
                         } else if (n < 0 && errno != EAGAIN && errno != EINTR)
                                 return -errno;
@@ -124,6 +180,8 @@ static int pump_run(Pump *p, int from, int to)
                 if (!progress)
                         break;
         }
+        if (moved > 0)
+                c->last_active = event_now(c->owner->event);
         if (p->eof && p->pending == 0 && !p->done) {
                 /* Half-close: the other side learns that this direction is finished. */
                 (void)shutdown(to, SHUT_WR);
@@ -151,6 +209,25 @@ static int connection_update_events(Connection *c)
         return 0;
 }
 
+static uint64_t connection_deadline(Connection *c)
+{
+        return c->last_active + (c->connected ? c->owner->tcp_idle_usec : c->owner->tcp_connect_usec);
+}
+
+/* Re-armed lazily: traffic only updates last_active, the timer moves when it fires too early. */
+static int connection_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Connection *c = userdata;
+        uint64_t deadline = connection_deadline(c);
+        if (usec < deadline && sd_event_source_set_time(s, deadline) >= 0 &&
+            sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) >= 0)
+                return 0;
+        log_debug("Port %u: closing a connection: %s", c->owner->port,
+                  c->connected ? "idle" : "the guest did not accept it in time");
+        connection_free(c);
+        return 0;
+}
+
 static int connection_start_pumps(Connection *c)
 {
         int error = 0;
@@ -163,7 +240,9 @@ static int connection_start_pumps(Connection *c)
                 if (pipe2(c->pump[i].pipe, O_CLOEXEC | O_NONBLOCK) < 0)
                         return -errno;
         c->connected = true;
-        return 0;
+        /* From the connect timeout to the idle timeout, which may be the shorter one. */
+        c->last_active = event_now(c->owner->event);
+        return sd_event_source_set_time(c->timer, connection_deadline(c));
 }
 
 static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -174,7 +253,7 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *
         if (!c->connected)
                 r = connection_start_pumps(c);
         for (int i = 0; r >= 0 && i < 2; i++)
-                r = pump_run(&c->pump[i], c->fd[i], c->fd[1 - i]);
+                r = pump_run(c, &c->pump[i], c->fd[i], c->fd[1 - i]);
         if (r >= 0 && c->pump[0].done && c->pump[1].done)
                 r = 1;
         if (r == 0)
@@ -188,14 +267,15 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *
         return 0;
 }
 
-static int connection_new(PortForwarder *f, int client_fd)
+static int connection_new(PortForwarder *f, int client_fd, const SockaddrUnion *peer)
 {
         Connection *c = calloc(1, sizeof *c);
         if (!c) {
                 safe_close(client_fd);
                 return -ENOMEM;
         }
-        *c = (Connection){.owner = f, .fd = {client_fd, -1}, .pump = {{.pipe = {-1, -1}}, {.pipe = {-1, -1}}}};
+        *c = (Connection){.owner = f, .peer = *peer, .fd = {client_fd, -1},
+                          .pump = {{.pipe = {-1, -1}}, {.pipe = {-1, -1}}}, .last_active = event_now(f->event)};
         c->next = f->connections;
         f->connections = c;
         f->n_connections++;
@@ -208,29 +288,66 @@ static int connection_new(PortForwarder *f, int client_fd)
         if (r >= 0)
                 /* Nothing to read from the client before the guest side is connected. */
                 r = sd_event_source_set_enabled(c->source[0], SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time(f->event, &c->timer, CLOCK_MONOTONIC, connection_deadline(c), USEC_PER_SEC,
+                                      connection_on_timer, c);
         if (r < 0)
                 connection_free(c);
         return r;
 }
 
+static unsigned connections_from(PortForwarder *f, const SockaddrUnion *peer)
+{
+        unsigned n = 0;
+        for (Connection *c = f->connections; c; c = c->next)
+                n += same_source(&c->peer, peer);
+        return n;
+}
+
+/* Closed with a reset: the client learns at once, and no TIME_WAIT is left on our side. */
+static void connection_refuse(PortForwarder *f, int fd, const SockaddrUnion *peer)
+{
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        safe_close(fd);
+
+        f->n_refused++;
+        uint64_t now = event_now(f->event);
+        if (f->refused_logged != 0 && now < f->refused_logged + REFUSED_LOG_INTERVAL_USEC)
+                return;
+        char addr[INET6_ADDRSTRLEN] = "?";
+        (void)inet_ntop(peer->sa.sa_family,
+                        peer->sa.sa_family == AF_INET ? (const void *)&peer->in.sin_addr : (const void *)&peer->in6.sin6_addr,
+                        addr, sizeof addr);
+        log_warning("Port %u: refused %u connection(s), the last from %s: at most %u per port and %u per client address.",
+                    f->port, f->n_refused, addr, CONNECTIONS_MAX, CONNECTIONS_PER_SOURCE_MAX);
+        f->n_refused = 0;
+        f->refused_logged = now;
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         PortForwarder *f = userdata;
-        for (;;) {
-                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        /* Level-triggered: what is left in the accept queue comes back in the next iteration. */
+        for (unsigned k = 0; k < ACCEPT_BATCH; k++) {
+                SockaddrUnion peer = {};
+                socklen_t len = sizeof peer;
+                int cfd = accept4(fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
                         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                                 log_warning_errno(-errno, "Port %u: accept: %m", f->port);
                         return 0;
                 }
-                if (f->n_connections >= CONNECTIONS_MAX) {
-                        safe_close(cfd);
+                if (f->n_connections >= CONNECTIONS_MAX ||
+                    connections_from(f, &peer) >= CONNECTIONS_PER_SOURCE_MAX) {
+                        connection_refuse(f, cfd, &peer);
                         continue;
                 }
-                int r = connection_new(f, cfd);
+                int r = connection_new(f, cfd, &peer);
                 if (r < 0)
                         log_warning_errno(r, "Port %u: connect to the guest: %m", f->port);
         }
+        return 0;
 }
 
 /* ---- UDP ---- */
@@ -334,7 +451,8 @@ static int flow_send_to_client(Flow *fl, size_t len)
 static int flow_on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
         Flow *fl = userdata;
-        for (int k = 0; k < UDP_BATCH; k++) {
+        size_t bytes = 0;
+        for (int k = 0; k < UDP_BATCH && bytes < UDP_BATCH_BYTES; k++) {
                 ssize_t n = recv(fd, datagram, sizeof datagram, MSG_DONTWAIT);
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
@@ -347,6 +465,7 @@ static int flow_on_reply(sd_event_source *s, int fd, uint32_t revents, void *use
                         break;
                 }
                 flow_touch(fl);
+                bytes += (size_t)n;
                 int r = flow_send_to_client(fl, (size_t)n);
                 /* A full socket buffer drops the datagram, as any UDP hop may. */
                 if (r < 0 && r != -EAGAIN)
@@ -362,12 +481,19 @@ static int flow_new(PortForwarder *f, int host_index, const SockaddrUnion *clien
         if (fd < 0)
                 return fd;
         if (f->n_flows >= PORTFWD_UDP_FLOWS_MAX) {
-                /* Full: the least recently used flow (the last one) makes room. */
-                Flow *last = f->flows;
-                while (last && last->next)
-                        last = last->next;
-                if (last)
-                        flow_free(last);
+                /* Full: a client address with many flows (ports) already makes room from its own, the
+                 * least recently used of them, so it cannot push out other clients; anyone else takes
+                 * the least recently used flow of all (the last one). */
+                Flow *own_last = NULL, *last = NULL;
+                unsigned own = 0;
+                for (Flow *fl = f->flows; fl; fl = fl->next) {
+                        if (same_source(&fl->client, client)) {
+                                own++;
+                                own_last = fl;
+                        }
+                        last = fl;
+                }
+                flow_free(own >= UDP_FLOWS_PER_SOURCE_MAX ? own_last : last);
         }
         Flow *fl = calloc(1, sizeof *fl);
         if (!fl)
@@ -411,7 +537,8 @@ static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userd
 {
         PortForwarder *f = userdata;
         int host_index = fd == f->listen_fd[0] ? 0 : 1;
-        for (int k = 0; k < UDP_BATCH; k++) {
+        size_t bytes = 0;
+        for (int k = 0; k < UDP_BATCH && bytes < UDP_BATCH_BYTES; k++) {
                 union {
                         struct cmsghdr align;
                         uint8_t buf[CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
@@ -426,6 +553,7 @@ static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userd
                                 log_warning_errno(-errno, "Port udp:%u: receive: %m", f->port);
                         return 0;
                 }
+                bytes += (size_t)n;
                 Flow *fl = NULL;
                 int r = flow_get(f, host_index, &client, mh.msg_namelen, &fl);
                 if (r < 0) {
@@ -447,13 +575,14 @@ static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userd
         return 0;
 }
 
-static uint64_t udp_idle_usec(void)
+/* A timeout from the daemon's environment (for tests), else the default. */
+static uint64_t env_timeout_usec(const char *name, uint64_t def)
 {
-        const char *e = getenv("MACHINEMGR_UDP_IDLE_SEC");
+        const char *e = getenv(name);
         unsigned sec;
         if (e && safe_atou(e, &sec) >= 0 && sec > 0)
                 return (uint64_t)sec * USEC_PER_SEC;
-        return PORTFWD_UDP_IDLE_USEC;
+        return def;
 }
 
 /* ---- sockets on the host side ---- */
@@ -505,7 +634,10 @@ int portfwd_new(sd_event *event, int protocol, uint16_t host_port, PortForwardOp
                 return -ENOMEM;
         *f = (PortForwarder){.event = sd_event_ref(event), .protocol = protocol, .port = host_port,
                              .listen_fd = {-1, -1}, .open_target = open_target, .userdata = userdata,
-                             .idle_usec = udp_idle_usec()};
+                             .idle_usec = env_timeout_usec("MACHINEMGR_UDP_IDLE_SEC", PORTFWD_UDP_IDLE_USEC),
+                             .tcp_idle_usec = env_timeout_usec("MACHINEMGR_TCP_IDLE_SEC", PORTFWD_TCP_IDLE_USEC),
+                             .tcp_connect_usec = env_timeout_usec("MACHINEMGR_TCP_CONNECT_SEC",
+                                                                  PORTFWD_TCP_CONNECT_USEC)};
 
         static const int families[2] = {AF_INET, AF_INET6};
         int r = 0;

@@ -168,8 +168,7 @@ static int openat2_in_root(int root_fd, const char *path, int flags, GuestOpenFl
         struct open_how how = {
                 .flags = (uint64_t) flags | O_CLOEXEC | ((gflags & GUEST_OPEN_NOFOLLOW) ? O_NOFOLLOW : 0),
                 .mode = (flags & O_CREAT) ? 0644 : 0,
-                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS |
-                           ((gflags & GUEST_OPEN_NO_SYMLINKS) ? RESOLVE_NO_SYMLINKS : 0),
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
         };
         int fd = (int) syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
 
@@ -181,16 +180,16 @@ int openat_in_root(int root_fd, const char *path, int flags)
         return openat2_in_root(root_fd, path, flags, 0);
 }
 
-static int check_type(int fd, GuestOpenFlags gflags)
+static int check_regular(int fd)
 {
         struct stat st;
 
         if (fstat(fd, &st) < 0)
                 return -errno;
+        if (S_ISREG(st.st_mode))
+                return 0;
         if (S_ISLNK(st.st_mode)) /* O_PATH | O_NOFOLLOW opens the link itself */
                 return -ELOOP;
-        if ((gflags & GUEST_OPEN_ANY_TYPE) || S_ISREG(st.st_mode))
-                return 0;
         return S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
 }
 
@@ -210,7 +209,7 @@ int guest_open(int proc_fd, int root_fd, const char *path, int flags, GuestOpenF
         }
         if (path_fd < 0)
                 return path_fd;
-        int r = check_type(path_fd, gflags);
+        int r = check_regular(path_fd);
         if (r < 0)
                 return r;
         if (flags == O_PATH)

@@ -123,18 +123,17 @@ int write_file_atomic(const char *path, const char *contents);
 int openat_in_root(int root_fd, const char *path, int flags);
 
 typedef enum GuestOpenFlags {
-        GUEST_OPEN_NOFOLLOW = 1 << 0,    /* the last component must not be a symlink (-ELOOP) */
-        GUEST_OPEN_NO_SYMLINKS = 1 << 1, /* no symlink anywhere in the path (RESOLVE_NO_SYMLINKS, -ELOOP) */
-        GUEST_OPEN_CREATE = 1 << 2,      /* create a missing regular file, mode 0644 & ~umask */
-        GUEST_OPEN_ANY_TYPE = 1 << 3,    /* any file type; by default only a regular file */
+        GUEST_OPEN_NOFOLLOW = 1 << 0, /* the last component must not be a symlink (-ELOOP) */
+        GUEST_OPEN_CREATE = 1 << 1,   /* create a missing regular file, mode 0644 & ~umask */
 } GuestOpenFlags;
 
-/* Opens path inside the guest's root_fd without ever running a driver's or a FIFO's open: the path is
- * resolved (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) to an O_PATH fd, its type checked (a
- * regular file unless GUEST_OPEN_ANY_TYPE: -EISDIR for a directory, -ELOOP for a symlink, -EBADFD for
- * anything else), and only then is that very inode reopened with flags (O_RDONLY, O_WRONLY | O_TRUNC, …;
- * O_PATH returns the checked fd) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, through proc_fd's self/fd/N —
- * proc_fd a procfs the guest cannot have mounted (-1: the caller's /proc is the host's). */
+/* Opens the regular file path inside the guest's root_fd without ever running a driver's or a FIFO's
+ * open: the path is resolved (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: symlinks are followed,
+ * but never out of the root) to an O_PATH fd, its type checked (-EISDIR for a directory, -ELOOP for a
+ * symlink, -EBADFD for anything else but a regular file), and only then is that very inode reopened with
+ * flags (O_RDONLY, O_WRONLY | O_TRUNC, …; O_PATH returns the checked fd) | O_NONBLOCK | O_NOCTTY |
+ * O_CLOEXEC, through proc_fd's self/fd/N — proc_fd a procfs the guest cannot have mounted (-1: the
+ * caller's /proc is the host's). */
 int guest_open(int proc_fd, int root_fd, const char *path, int flags, GuestOpenFlags gflags);
 /* strerror() for guest_open()'s results, with -EBADFD as "not a regular file". */
 const char *guest_open_strerror(int r);

@@ -178,6 +178,19 @@ static void make_name(char *buf, size_t size, const char *what)
         snprintf(buf, size, "%s-%s", name_prefix, what);
 }
 
+/* A started console named after the test, with the guest's end open: what most tests begin with. */
+static bool console_setup(const char *what, char name[static 128], sd_event **e, Console **c, int *slave)
+{
+        make_name(name, 128, what);
+        CHECK(sd_event_new(e) >= 0, "sd_event_new");
+        CHECK(console_new(*e, name, c) >= 0, "console_new");
+        console_set_leader(*c, getpid());
+        CHECK(console_start(*c) >= 0, "console_start");
+        *slave = open_slave(*c);
+        CHECK(*slave >= 0, "open slave: %m");
+        return true;
+}
+
 /* Expected lines, matched against consecutive journal entries: a line longer than one entry may take
  * several, whose concatenation must be the line. */
 typedef struct Expect {
@@ -309,13 +322,8 @@ static bool test_flush(void)
         _cleanup_close_ int slave = -1;
         char name[128];
 
-        make_name(name, sizeof name, "flush");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("flush", name, &e, &c, &slave))
+                return false;
 
         /* The guest's last words, never seen by the loop: console_flush must get them all. */
         CHECK(slave_write(e, slave, "last line\nno newline", 20), "write");
@@ -360,13 +368,8 @@ static bool test_attach(void)
         _cleanup_close_ int slave = -1, a = -1, b = -1, slow = -1, dead = -1;
         char name[128], buf[8192];
 
-        make_name(name, sizeof name, "attach");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("attach", name, &e, &c, &slave))
+                return false;
         /* What a client types would otherwise be echoed back into the console log. */
         struct termios t;
         CHECK(tcgetattr(slave, &t) >= 0, "tcgetattr");
@@ -388,12 +391,13 @@ static bool test_attach(void)
         CHECK(read_until(slave, e, "typed by b\n", buf, sizeof buf), "slave got '%s'", buf);
         CHECK(strstr(buf, "typed by a\n"), "slave got '%s'", buf);
 
-        /* A client that never reads must not hold up the guest, the journal or the other clients. */
+        /* A client that never reads must not hold up the guest, the journal or the other clients: past its
+         * 1 MiB of socket buffer it is dropped. */
         static char chunk[1000];
         memset(chunk, 'x', sizeof chunk - 1);
         chunk[sizeof chunk - 1] = '\n';
         size_t total = 0;
-        for (int i = 0; i < 400; i++) {
+        for (int i = 0; i < 3000; i++) {
                 CHECK(slave_write(e, slave, chunk, sizeof chunk), "write flood");
                 total += sizeof chunk;
                 /* Client a keeps up; b and slow do not read. */
@@ -417,11 +421,11 @@ static bool test_attach(void)
         CHECK(read_until(a, e, "after flood\r\n", buf, sizeof buf), "client a got '%.100s'", buf);
 
         Entries l = {};
-        CHECK(journal_wait(name, 402, &l) >= 0, "read journal");
-        bool ok = l.n == 402 && l.e[0].len == 10 && memcmp(l.e[0].message, "to clients", 10) == 0 &&
-                  l.e[401].len == 11 && memcmp(l.e[401].message, "after flood", 11) == 0;
+        CHECK(journal_wait(name, 3002, &l) >= 0, "read journal");
+        bool ok = l.n == 3002 && l.e[0].len == 10 && memcmp(l.e[0].message, "to clients", 10) == 0 &&
+                  l.e[3001].len == 11 && memcmp(l.e[3001].message, "after flood", 11) == 0;
         if (!ok)
-                fprintf(stderr, "  FAIL %s: %zu journal entries, want 402\n", __func__, l.n);
+                fprintf(stderr, "  FAIL %s: %zu journal entries, want 3002\n", __func__, l.n);
         entries_free(&l);
         return ok;
 }
@@ -482,13 +486,8 @@ static bool test_adopt(void)
         _cleanup_close_ int slave = -1, fd = -1;
         char name[128];
 
-        make_name(name, sizeof name, "adopt");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("adopt", name, &e, &c, &slave))
+                return false;
         CHECK(slave_write(e, slave, "old daemon\n", 11), "write");
         run_loop(e, 50 * 1000);
 
@@ -524,7 +523,8 @@ static bool test_adopt(void)
 /* journald's socket, replaced in a mount namespace of this process by one the test reads (or not). */
 static int fake_journal = -1;
 
-static bool fake_journal_setup(void)
+/* A new socket bound over journald's path: also what a restarted journald looks like to the daemon. */
+static bool fake_journal_bind(void)
 {
         char path[] = "/tmp/console-test-journal-XXXXXX";
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -533,13 +533,20 @@ static bool fake_journal_setup(void)
         close(fd);
         unlink(path);
         snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+        safe_close(fake_journal);
         fake_journal = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         CHECK(fake_journal >= 0 && bind(fake_journal, (struct sockaddr *)&sa, sizeof sa) >= 0, "bind: %m");
-        CHECK(unshare(CLONE_NEWNS) >= 0, "unshare: %m");
-        CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) >= 0, "make / private: %m");
+        (void)umount2("/run/systemd/journal/socket", MNT_DETACH);
         CHECK(mount(path, "/run/systemd/journal/socket", NULL, MS_BIND, NULL) >= 0, "bind socket: %m");
         unlink(path);
         return true;
+}
+
+static bool fake_journal_setup(void)
+{
+        CHECK(unshare(CLONE_NEWNS) >= 0, "unshare: %m");
+        CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) >= 0, "make / private: %m");
+        return fake_journal_bind();
 }
 
 typedef struct Datagram {
@@ -593,6 +600,30 @@ static size_t slave_try_write(int fd, const char *buf, size_t len)
         return k > 0 ? (size_t)k : 0;
 }
 
+static bool test_journal_restart(void)
+{
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(console_freep) Console *c = NULL;
+        _cleanup_close_ int slave = -1;
+        char name[128];
+        Datagram d = {};
+
+        if (!console_setup("restart", name, &e, &c, &slave))
+                return false;
+        CHECK(slave_write(e, slave, "before restart\n", 15), "write");
+        run_loop(e, 100 * 1000);
+        CHECK(fake_journal_read(&d) > 0 && streq(d.message, "before restart"), "got '%s'", d.message);
+
+        /* journald restarts: the old socket is gone, the path has a new one. The next line goes there. */
+        if (!fake_journal_bind())
+                return false;
+        CHECK(slave_write(e, slave, "after restart\n", 14), "write");
+        run_loop(e, 100 * 1000);
+        d = (Datagram){};
+        CHECK(fake_journal_read(&d) > 0 && streq(d.message, "after restart"), "got '%s'", d.message);
+        return true;
+}
+
 static bool test_journal_full(void)
 {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
@@ -602,13 +633,8 @@ static bool test_journal_full(void)
         char name[128];
         const unsigned n_lines = 8000;
 
-        make_name(name, sizeof name, "full");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("full", name, &e, &c, &slave))
+                return false;
 
         text = malloc(n_lines * 32);
         size_t len = 0, written = 0;
@@ -698,13 +724,8 @@ static bool test_ratelimit(void)
         unsigned logged;
         Datagram notice, d;
 
-        make_name(name, sizeof name, "ratelimit");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("ratelimit", name, &e, &c, &slave))
+                return false;
         CHECK(console_attach(c, &client) >= 0 && fcntl(client, F_SETFL, O_NONBLOCK) >= 0, "attach");
 
         /* 10000 lines per interval, then one notice with the count when it ends. */
@@ -741,13 +762,8 @@ static bool test_ratelimit_bytes(void)
         unsigned logged;
         Datagram notice;
 
-        make_name(name, sizeof name, "ratelimit-bytes");
-        CHECK(sd_event_new(&e) >= 0, "sd_event_new");
-        CHECK(console_new(e, name, &c) >= 0, "console_new");
-        console_set_leader(c, getpid());
-        CHECK(console_start(c) >= 0, "console_start");
-        slave = open_slave(c);
-        CHECK(slave >= 0, "open slave: %m");
+        if (!console_setup("ratelimit-bytes", name, &e, &c, &slave))
+                return false;
 
         /* 4 MiB per interval: 1048 lines of 4000 bytes. */
         if (!ratelimit_flood(e, c, slave, 4000, 1200, &logged, &notice))
@@ -791,6 +807,7 @@ int main(void)
                 printf("could not replace the journal socket\n");
                 return 1;
         }
+        run("journal-restart", test_journal_restart);
         run("journal-full", test_journal_full);
         run("ratelimit", test_ratelimit);
         run("ratelimit-bytes", test_ratelimit_bytes);

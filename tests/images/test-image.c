@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The image model against a real filesystem (root only): clone fidelity, usage, rename, remove, read-only,
- * locks, names. Works in a temp dir under /var/tmp (the image filesystem of this host, with inode flags). */
+/* The image model against a real filesystem (root only): clone fidelity, usage (the walk, its limits, its
+ * cache with real workers), rename, remove, read-only, locks, names. Works in a temp dir under /var/tmp (the image filesystem of this host, with inode flags). */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include "image-usage.h"
 #include "image.h"
+#include "manager.h"
 #include "util.h"
 
 static unsigned passed, failed;
@@ -170,26 +176,39 @@ static void test_clone(const char *images)
         CHECK(image_clone(images, "src", ".hidden", false, NULL) == -EINVAL, "clone to a hidden name");
 }
 
+/* The usage walk of image NAME with these limits (NULL: the defaults); UINT64_MAX unless complete. */
+static uint64_t usage_of(const char *images, const char *name, const ImageUsageLimits *limits,
+                         ImageUsageStop *ret_stop)
+{
+        char *p = pj(images, name);
+        ImageUsage u = {};
+        int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int r = fd < 0 ? -errno : image_usage_at(fd, limits, &u);
+        free(p);
+        if (fd >= 0)
+                close(fd);
+        if (ret_stop)
+                *ret_stop = u.stop;
+        return r < 0 || u.stop != IMAGE_USAGE_COMPLETE ? UINT64_MAX : u.bytes;
+}
+
 static void test_usage(const char *images)
 {
         Image *i = NULL, *j = NULL;
-        CHECK(image_load(images, "src", true, &i) == 0, "load src");
-        CHECK(image_load(images, "dst", true, &j) == 0, "load dst");
+        CHECK(image_load(images, "src", &i) == 0, "load src");
+        CHECK(image_load(images, "dst", &j) == 0, "load dst");
         if (!i || !j)
                 return;
+        uint64_t src = usage_of(images, "src", NULL, NULL), dst = usage_of(images, "dst", NULL, NULL);
         /* One 4 KiB-ish data block each for a (three names), sparse, dirs: far below 4 MiB, counted once. */
-        CHECK(i->usage > 0 && i->usage < 1024 * 1024, "usage of src %" PRIu64, i->usage);
-        CHECK(j->usage <= i->usage + 8192, "usage of the copy %" PRIu64 " vs %" PRIu64 " (holes kept)",
-              j->usage, i->usage);
+        CHECK(src > 0 && src < 1024 * 1024, "usage of src %" PRIu64, src);
+        CHECK(dst <= src + 8192, "usage of the copy %" PRIu64 " vs %" PRIu64 " (holes kept)", dst, src);
         CHECK(i->mtime > 0 && i->crtime > 0, "timestamps known (crtime %" PRIu64 ")", i->crtime);
         CHECK(!i->read_only, "src is writable");
         /* A second name of a file must not change the usage. */
-        uint64_t before = i->usage;
         char *a = pj(i->path, "a"), *d = pj(i->path, "d");
         CHECK(link(a, d) == 0, "link");
-        image_free(i);
-        i = NULL;
-        CHECK(image_load(images, "src", true, &i) == 0 && i->usage == before, "hardlink counted once");
+        CHECK(usage_of(images, "src", NULL, NULL) == src, "hardlink counted once");
         unlink(d);
         free(a);
         free(d);
@@ -197,11 +216,135 @@ static void test_usage(const char *images)
         image_free(j);
 }
 
+static void make_chain(const char *top, unsigned levels)
+{
+        int fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (unsigned n = 0; fd >= 0 && n < levels; n++) {
+                int sub = mkdirat(fd, "d", 0755) < 0 ? -1 : openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                close(fd);
+                fd = sub;
+        }
+        CHECK(fd >= 0, "made a chain of %u directories", levels);
+        if (fd >= 0)
+                close(fd);
+}
+
+/* What a guest can make of its tree: every limit of the walk is hit, says which, and nothing is followed
+ * out of the tree. */
+static void test_usage_limits(const char *images)
+{
+        ImageUsageStop stop;
+        char *top = pj(images, "hostile"), *deep = pj(images, "deep");
+        CHECK(mkdir(top, 0755) == 0 && mkdir(deep, 0755) == 0, "mkdir");
+
+        /* The default depth limit exactly, then one more level. */
+        make_chain(deep, IMAGE_DEPTH_MAX);
+        CHECK(usage_of(images, "deep", NULL, &stop) != UINT64_MAX, "a chain of %u levels is measured (%s)",
+              IMAGE_DEPTH_MAX, image_usage_stop_to_string(stop));
+        /* Past PATH_MAX: one level more through relative steps. */
+        int fd = open(deep, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (unsigned n = 0; fd >= 0 && n < IMAGE_DEPTH_MAX; n++) {
+                int sub = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                close(fd);
+                fd = sub;
+        }
+        CHECK(fd >= 0 && mkdirat(fd, "d", 0755) == 0, "one level more");
+        if (fd >= 0)
+                close(fd);
+        CHECK(usage_of(images, "deep", NULL, &stop) == UINT64_MAX && stop == IMAGE_USAGE_TOO_DEEP,
+              "one level more is not measured: %s", image_usage_stop_to_string(stop));
+
+        /* 1100 files, two of them hardlinked, a symlink to a big file outside, a mount point. */
+        int dfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        char name[32];
+        for (unsigned n = 0; dfd >= 0 && n < 1100; n++) {
+                snprintf(name, sizeof name, "f%u", n);
+                int f = openat(dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                if (f >= 0)
+                        close(f);
+        }
+        CHECK(dfd >= 0 && linkat(dfd, "f0", dfd, "g0", 0) == 0 && linkat(dfd, "f1", dfd, "g1", 0) == 0,
+              "hardlinks");
+        uint64_t base = usage_of(images, "hostile", NULL, NULL);
+        CHECK(base != UINT64_MAX, "1100 files measured");
+        char *big = pj(images, "big");
+        int bfd = open(big, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        CHECK(bfd >= 0 && fallocate(bfd, 0, 0, 4 << 20) == 0, "a 4 MiB file outside");
+        if (bfd >= 0)
+                close(bfd);
+        CHECK(dfd >= 0 && symlinkat(big, dfd, "link") == 0, "symlink to it");
+        CHECK(dfd >= 0 && mkdirat(dfd, "mnt", 0755) == 0, "mkdir mnt");
+        char *mnt = pj(top, "mnt");
+        bool mounted = mount("tmpfs", mnt, "tmpfs", 0, "size=8m") == 0;
+        CHECK(mounted, "tmpfs on mnt: %m");
+        char *inside = pj(mnt, "data");
+        int ifd = mounted ? open(inside, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) : -1;
+        CHECK(ifd >= 0 && fallocate(ifd, 0, 0, 4 << 20) == 0, "4 MiB in the mount");
+        if (ifd >= 0)
+                close(ifd);
+        uint64_t with = usage_of(images, "hostile", NULL, NULL);
+        CHECK(with != UINT64_MAX && with < base + (1 << 20),
+              "symlink not followed, mount not crossed: %" PRIu64 " vs %" PRIu64, with, base);
+        if (mounted)
+                umount2(mnt, MNT_DETACH);
+
+        ImageUsageLimits l = {.depth_max = 8, .entries_max = 100, .hardlinks_max = 1000};
+        CHECK(usage_of(images, "hostile", &l, &stop) == UINT64_MAX && stop == IMAGE_USAGE_TOO_MANY_ENTRIES,
+              "entries limit: %s", image_usage_stop_to_string(stop));
+        l = (ImageUsageLimits){.depth_max = 8, .entries_max = 10000, .hardlinks_max = 1};
+        CHECK(usage_of(images, "hostile", &l, &stop) == UINT64_MAX && stop == IMAGE_USAGE_TOO_MANY_HARDLINKS,
+              "hardlinks limit: %s", image_usage_stop_to_string(stop));
+        l = (ImageUsageLimits){.depth_max = 8, .entries_max = 10000, .hardlinks_max = 1000, .deadline = 1};
+        CHECK(usage_of(images, "hostile", &l, &stop) == UINT64_MAX && stop == IMAGE_USAGE_TIMEOUT,
+              "time limit: %s", image_usage_stop_to_string(stop));
+        l.deadline = 0;
+        uint64_t limited = usage_of(images, "hostile", &l, &stop);
+        CHECK(limited != UINT64_MAX && limited == usage_of(images, "hostile", NULL, NULL),
+              "within every limit: the same as with the defaults");
+
+        if (dfd >= 0)
+                close(dfd);
+        unlink(big);
+        free(inside);
+        free(mnt);
+        free(big);
+        (void)rm_rf_dir(top);
+        (void)rm_rf_dir(deep);
+        free(top);
+        free(deep);
+}
+
+/* What a guest can leave in its image: a chain deeper than a clone copies is refused with nothing left,
+ * and removed whole (a recursive removal ran out of fds or stack). */
+static void test_deep_trees(const char *images)
+{
+        ImageError e = {};
+        char *chain = pj(images, "chain");
+        CHECK(mkdir(chain, 0755) == 0, "mkdir chain");
+        make_chain(chain, 3 * IMAGE_DEPTH_MAX);
+        CHECK(image_clone(images, "chain", "chain2", false, &e) == -ELOOP, "clone of a chain of %u: %s",
+              3 * IMAGE_DEPTH_MAX, e.text);
+        char *copy = pj(images, "chain2");
+        CHECK(access(copy, F_OK) < 0 && errno == ENOENT, "no copy left");
+        memset(&e, 0, sizeof e);
+        CHECK(image_remove(images, "chain", &e) == 0, "remove a chain of %u: %s", 3 * IMAGE_DEPTH_MAX, e.text);
+        CHECK(access(chain, F_OK) < 0 && errno == ENOENT, "chain gone");
+        DIR *d = opendir(images);
+        unsigned hidden = 0;
+        for (struct dirent *de; d && (de = readdir(d));)
+                hidden += strncmp(de->d_name, ".#", 2) == 0;
+        if (d)
+                closedir(d);
+        CHECK(hidden == 0, "no temp or removal dirs left: %u", hidden);
+        free(copy);
+        free(chain);
+}
+
 static void test_read_only(const char *images)
 {
         Image *i = NULL;
         CHECK(image_clone(images, "src", "ro", true, NULL) == 0, "read-only clone");
-        CHECK(image_load(images, "ro", false, &i) == 0 && i->read_only, "read-only flag shown");
+        CHECK(image_load(images, "ro", &i) == 0 && i->read_only, "read-only flag shown");
         char *p = pj(i ? i->path : images, "newfile");
         CHECK(open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) < 0 && errno == EPERM,
               "writing into it fails: %m");
@@ -209,12 +352,12 @@ static void test_read_only(const char *images)
         image_free(i);
         i = NULL;
         CHECK(image_set_read_only(images, "ro", false) == 0, "mark writable");
-        CHECK(image_load(images, "ro", false, &i) == 0 && !i->read_only, "writable shown");
+        CHECK(image_load(images, "ro", &i) == 0 && !i->read_only, "writable shown");
         image_free(i);
         i = NULL;
         CHECK(image_set_read_only(images, "ro", true) == 0, "mark read-only again");
         CHECK(image_rename(images, "ro", "ro2", NULL) == 0, "rename a read-only image");
-        CHECK(image_load(images, "ro2", false, &i) == 0 && i->read_only, "still read-only after rename");
+        CHECK(image_load(images, "ro2", &i) == 0 && i->read_only, "still read-only after rename");
         image_free(i);
         CHECK(image_remove(images, "ro2", NULL) == 0, "remove a read-only image");
         CHECK(image_set_read_only(images, "missing", true) == -ENOENT, "read-only of a missing image");
@@ -246,7 +389,7 @@ static void test_list_and_lock(const char *images)
         int fd = -1, fd2 = -1;
         CHECK(image_lock(images, "src", &fd) == 0, "lock");
         CHECK(image_lock(images, "src", &fd2) == -EBUSY, "second lock is refused");
-        CHECK(image_list(images, false, &l, &n) == 0 && n == 1 && streq(l[0]->name, "src"),
+        CHECK(image_list(images, &l, &n) == 0 && n == 1 && streq(l[0]->name, "src"),
               "list shows src only (not the lock file, not .machine files): %zu", n);
         image_list_free(l, n);
         fd = image_unlock(images, "src", fd);
@@ -256,8 +399,146 @@ static void test_list_and_lock(const char *images)
         CHECK(access(lck, F_OK) < 0, "lock file removed on unlock");
         free(lck);
         CHECK(image_lock(images, "-bad", &fd) == -EINVAL, "lock of an invalid name");
-        CHECK(image_list("/nonexistent-image-path", false, &l, &n) == 0 && n == 0,
+        CHECK(image_list("/nonexistent-image-path", &l, &n) == 0 && n == 0,
               "missing image path is empty");
+}
+
+static Manager manager;
+
+static void make_image(const char *name, unsigned files, unsigned depth)
+{
+        char f[32];
+        char *path = pj(dir, name);
+        if (mkdir(path, 0755) < 0)
+                abort();
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (unsigned n = 0; fd >= 0 && n < files; n++) {
+                snprintf(f, sizeof f, "f%u", n);
+                int ffd = openat(fd, f, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                if (ffd >= 0 && write(ffd, "data", 4) == 4)
+                        close(ffd);
+        }
+        if (fd >= 0)
+                close(fd);
+        make_chain(path, depth);
+        free(path);
+}
+
+static uint64_t ask(const char *name)
+{
+        Image *i = NULL;
+        if (image_load(dir, name, &i) < 0)
+                return 0;
+        uint64_t u = image_usage_get(&manager, i);
+        image_free(i);
+        return u;
+}
+
+/* Runs the loop until every name in the list is known, or 20 s. */
+static bool settle(const char *const *names, size_t n)
+{
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + 20 * 1000 * 1000;
+        while (now_usec(CLOCK_MONOTONIC) < end) {
+                bool all = true;
+                for (size_t i = 0; i < n; i++)
+                        all = all && ask(names[i]) != UINT64_MAX;
+                if (all)
+                        return true;
+                (void)sd_event_run(manager.event, 100 * 1000);
+        }
+        return false;
+}
+
+static unsigned walkers_alive(void)
+{
+        char cmd[128], buf[64] = "";
+        snprintf(cmd, sizeof cmd, "ps -o comm= --ppid %d | grep -c '^mm-image-usage$'", (int)getpid());
+        FILE *p = popen(cmd, "re");
+        if (!p)
+                return 99;
+        if (!fgets(buf, sizeof buf, p))
+                buf[0] = 0;
+        pclose(p);
+        return (unsigned)atoi(buf);
+}
+
+/* The usage cache (image-usage.c) with its real worker processes and an event loop: a first ask answers
+ * "unknown" at once and starts one walk; asking again and again starts no other; at most
+ * IMAGE_USAGE_WALKS_MAX walks at once, the others queued and run in turn; the value is the walk's; a new
+ * directory under an old name is measured anew; a tree beyond the limits stays unknown; a walk holds none
+ * of the daemon's other fds; the daemon's exit leaves no walk behind. */
+static void test_usage_cache(void)
+{
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        if (sd_event_new(&manager.event) < 0)
+                abort();
+        manager.image_path = dir;
+        const char *names[] = {"c-a", "c-b", "c-c", "c-d", "c-e"};
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                make_image(names[i], 200 * (unsigned)(i + 1), 3);
+        make_image("c-deep", 10, IMAGE_DEPTH_MAX + 1);
+
+        /* A pipe the daemon holds: a walk must not keep its write end open. */
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                abort();
+
+        CHECK(ask("c-a") == UINT64_MAX, "the first ask answers unknown at once");
+        CHECK(image_usage_walks_started() == 1, "and starts one walk: %u", image_usage_walks_started());
+        for (int i = 0; i < 100; i++)
+                (void)ask("c-a");
+        CHECK(image_usage_walks_started() == 1, "100 asks more start no other walk: %u",
+              image_usage_walks_started());
+        close(p[1]);
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        CHECK(poll(&pfd, 1, 2000) == 1 && (pfd.revents & POLLHUP), "the walk holds none of our other fds");
+        close(p[0]);
+
+        for (size_t i = 1; i < ELEMENTSOF(names); i++)
+                CHECK(ask(names[i]) == UINT64_MAX, "%s unknown at first", names[i]);
+        CHECK(ask("c-deep") == UINT64_MAX, "c-deep unknown at first");
+        CHECK(image_usage_walks_started() == IMAGE_USAGE_WALKS_MAX, "%u walks at once, the others queued: %u",
+              IMAGE_USAGE_WALKS_MAX, image_usage_walks_started());
+        CHECK(walkers_alive() <= IMAGE_USAGE_WALKS_MAX, "at most %u walker processes", IMAGE_USAGE_WALKS_MAX);
+
+        CHECK(settle(names, ELEMENTSOF(names)), "every image measured in the end");
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                uint64_t cached = ask(names[i]), direct = usage_of(dir, names[i], NULL, NULL);
+                CHECK(cached == direct, "%s: cached %" PRIu64 " is the walk's %" PRIu64, names[i], cached, direct);
+        }
+        /* The queue drains on its own: deep's walk ran too, and stopped at the depth limit. */
+        for (int i = 0; i < 50 && image_usage_walks_started() < ELEMENTSOF(names) + 1; i++)
+                (void)sd_event_run(manager.event, 100 * 1000);
+        for (int i = 0; i < 50 && walkers_alive() > 0; i++)
+                (void)sd_event_run(manager.event, 100 * 1000);
+        CHECK(ask("c-deep") == UINT64_MAX, "a tree deeper than %u levels stays unknown", IMAGE_DEPTH_MAX);
+        unsigned started = image_usage_walks_started();
+        CHECK(started == ELEMENTSOF(names) + 1, "one walk per image: %u", started);
+        for (int i = 0; i < 100; i++)
+                for (size_t j = 0; j < ELEMENTSOF(names); j++)
+                        (void)ask(names[j]);
+        CHECK(image_usage_walks_started() == started, "fresh values start no walk: %u",
+              image_usage_walks_started());
+
+        /* Another directory under the name: its own value, not the old one's. */
+        char from[256], to[256];
+        snprintf(from, sizeof from, "%s/c-a", dir);
+        snprintf(to, sizeof to, "%s/c-a-old", dir);
+        CHECK(rename(from, to) == 0, "rename c-a away");
+        make_image("c-a", 3000, 0);
+        CHECK(ask("c-a") == UINT64_MAX, "the new c-a is unknown at first");
+        const char *a[] = {"c-a"};
+        CHECK(settle(a, 1) && ask("c-a") == usage_of(dir, "c-a", NULL, NULL), "then measured: %" PRIu64, ask("c-a"));
+
+        /* The daemon exits: every walk is gone with it. */
+        make_image("c-big", 60000, 0);
+        CHECK(ask("c-big") == UINT64_MAX && walkers_alive() == 1, "a walk runs");
+        CHECK(sd_event_exit(manager.event, 0) >= 0 && sd_event_run(manager.event, 0) >= 0, "exit");
+        CHECK(walkers_alive() == 0, "no walk after the exit");
+        manager.event = sd_event_unref(manager.event);
 }
 
 static void cleanup(void)
@@ -274,15 +555,21 @@ int main(void)
                 printf("SKIP: needs root\n");
                 return 77;
         }
+        /* The usage test mounts a tmpfs: in a mount namespace of our own, so that nothing is left behind. */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return perror("mount namespace"), 1;
         if (!mkdtemp(dir))
                 return perror("mkdtemp"), 1;
         atexit(cleanup);
         make_source(dir);
         test_clone(dir);
         test_usage(dir);
+        test_usage_limits(dir);
+        test_deep_trees(dir);
         test_read_only(dir);
         test_rename_remove(dir);
         test_list_and_lock(dir);
+        test_usage_cache();
         printf("%u passed, %u failed\n", passed, failed);
         return failed ? 1 : 0;
 }

@@ -60,7 +60,8 @@ assert_contains "list shows the IPv4 address" "$LIST" "10.89.0.2"
 assert_contains "list shows the IPv6 address" "$LIST" "fd89::2"
 assert_contains "status shows addresses" "$(mm status "$V" 2>/dev/null || true)" "Address: 10.89.0.2 fd89::2"
 assert_contains "json list has addresses" "$(mm list -o json 2>/dev/null || true)" '"addresses":["10.89.0.2","fd89::2"]'
-assert_contains "state file records the link" "$(cat "$MM_RUN/machines/$V")" "NET_IFNAME=$IFV"
+assert_eq "state file records the link" "$IFV" \
+        "$(jq -r '.runtime[] | select(.[0] == "NET_IFNAME") | .[1]' "$MM_RUN/machines/$V")"
 
 # Re-adoption: a new daemon re-creates the forwarders and still removes the link at stop.
 mm_daemon_kill9

@@ -81,7 +81,7 @@ assert_eq "with the files back, mmuser is entered as itself" 1000 "$MM_STDOUT"
 # --- ptrace on the helper ------------------------------------------------------------------------------
 # seize_round LABEL: seize-watch runs in the attacker for 12 s while 30 sessions start next to it.
 seize_round() {
-        local label=$1 out=$MM_TMP/seize-watch.$1 watch stopped host_pid= ns d uids p failed=0 done_line helpers seized
+        local label=$1 out=$MM_TMP/seize-watch.$1 watch stopped host_pid='' ns d uids p failed=0 done_line helpers seized
         local sessions=()
         MM_TIMEOUT=60 mm shell "$A" /seize-watch 12 stop >"$out" 2>&1 &
         watch=$!

@@ -59,17 +59,17 @@ _hostile_now_us() {
         echo "${t/./}"
 }
 
-_hostile_on_exit() {
-        local rc=$? fn
-        trap - ERR
-        set +e
+# The probes and the tests' own cleanups run first in lib.sh's cleanup, which both mm_finish and the EXIT
+# trap (an aborted test) call.
+eval "_hostile_lib_cleanup() $(declare -f _mm_cleanup | tail -n +2)"
+_mm_cleanup() {
+        local fn
         _hostile_probe_stop
         for fn in "${_hostile_cleanups[@]}"; do
                 "$fn" || true
         done
-        # _mm_on_exit reads the status of the test from $?.
-        (exit "$rc")
-        _mm_on_exit
+        _hostile_cleanups=()
+        _hostile_lib_cleanup
 }
 
 hostile_cleanup_add() {
@@ -82,7 +82,6 @@ _hostile_victim_ticks() {
 
 hostile_setup() {
         mm_setup
-        trap '_hostile_on_exit' EXIT
         declare -F journald_ensure >/dev/null || mm_skip "tests/console/journald.sh missing"
         journald_ensure || mm_skip "no journal available"
         mm_daemon_start

@@ -41,7 +41,9 @@ assert_eq "uid_map of the leader" "0 $base 65536" "$(awk '{print $1, $2, $3}' "/
 assert_eq "gid_map of the leader" "0 $base 65536" "$(awk '{print $1, $2, $3}' "/proc/$leader/gid_map")"
 assert_eq "the leader's uid on the host is the range's base" "$base $base $base $base" \
         "$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$leader/status")"
-assert_contains "the state file records the range" "$(cat "$MM_RUN/machines/$A")" "USERNS_SHIFT=$base"
+assert_eq "the state file records the range" "$base" \
+        "$(jq -r '.runtime[] | select(.[0] == "USERNS_SHIFT") | .[1]' "$MM_RUN/machines/$A")"
+assert_eq "the state file records PrivateUsers=" "pick" "$(jq -r .settings.private_users "$MM_RUN/machines/$A")"
 
 # Idmapped rootfs: owned by 0 in the image = 0 in the guest; created by guest root = 0 in the image.
 assert_exit 0 mm shell "$A" sh -c 'id -u; ls -ln /etc/passwd; touch /created-in-guest; mkdir /dir-in-guest'
