@@ -62,10 +62,10 @@ daemon_restart() {
         mm_daemon_start
 }
 
-# reboot_and_compare LABEL HOW: reboots NAME (HOW: cli or inside), waits for its new leader and compares
-# everything observable with $REF. Returns 1 if the machine did not come back.
 REBOOT_TRIGGER=/run/mm-test-reboot-now
 
+# reboot_and_compare LABEL HOW: reboots NAME (HOW: cli or inside), waits for its new leader and compares
+# everything observable with $REF. Returns 1 if the machine did not come back.
 reboot_and_compare() {
         local label=$1 how=$2 old now diffs t0
         old=$(mm_leader "$NAME" 2>/dev/null || echo 0)
