@@ -282,13 +282,16 @@ _Noreturn static void child_run(const ContainerConfig *c, int sync_fd, char **en
         /* Last before exec: from here on, our own set-up calls would be filtered too. The filter's reboot(2)
          * listener goes to the daemon (reboot-watch.h), queued ahead of the EOF our exec makes. */
         int listener = -1;
-        r = seccomp_policy_apply_watching_reboot(c->syscall_filter, &listener, &bad);
+        r = c->watch_reboot ? seccomp_policy_apply_watching_reboot(c->syscall_filter, &listener, &bad)
+                            : seccomp_policy_apply(c->syscall_filter, &bad);
         if (r < 0)
                 child_fail(sync_fd, bad ? "seccomp: unknown system call" : "load seccomp filter", r);
-        r = send_sync(sync_fd, "w", &listener, 1);
-        if (r < 0)
-                child_fail(sync_fd, "hand over the reboot listener", r);
-        safe_close(listener);
+        if (listener >= 0) {
+                r = send_sync(sync_fd, "w", &listener, 1);
+                if (r < 0)
+                        child_fail(sync_fd, "hand over the reboot listener", r);
+                safe_close(listener);
+        }
 
         if (c->exec_fd >= 0)
                 syscall(SYS_execveat, c->exec_fd, "", c->argv, env, AT_EMPTY_PATH);

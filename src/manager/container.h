@@ -56,6 +56,10 @@ typedef struct ContainerConfig {
         /* Set up the child in the daemon's memory (CLONE_VM | CLONE_VFORK, see container.c) instead of a
          * fork of it. Only for a guest without a memory limit; ignored with defer_go. */
         bool share_vm;
+        /* The guest's reboot(2) calls go to a listener that the caller receives through
+         * container_sync_read_full() and must serve for the guest's whole life (reboot-watch.h): without
+         * one, the guest's reboot(2) fails with ENOSYS. */
+        bool watch_reboot;
 } ContainerConfig;
 
 typedef struct ContainerProcess {

@@ -724,6 +724,7 @@ static int machine_spawn(Machine *m, MachineError *error)
                 .userdata = m,
                 .defer_go = m->manager->cgroup_backend == CGROUP_BACKEND_SYSTEMD,
                 .share_vm = m->settings->memory_max >= LIMIT_INFINITY,
+                .watch_reboot = true,
         };
         c.capabilities = (c.capabilities | m->settings->capability_add) & ~m->settings->capability_drop;
         c.uid_shift = m->uid_shift;

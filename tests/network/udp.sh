@@ -46,7 +46,9 @@ done
 assert_eq "second udp forward" "other" "$(udp_echo 127.0.0.1 18091 other)"
 assert_eq "tcp forward of the same port number" "tcp-too" "$(tcp_echo 127.0.0.1 18090 tcp-too)"
 assert_eq "one flow per client" 4 "$(guest_flows "$LEADER" 7)"
-assert_contains "state file records the udp ports" "$(cat "$MM_RUN/machines/$U")" "NET_PORT=udp:18091:8"
+assert_contains "state file records the udp ports" \
+        "$(jq -c '.settings.ports[] | select(.protocol == "udp")' "$MM_RUN/machines/$U")" \
+        '{"protocol":"udp","host":18091,"guest":8}'
 
 # 300 clients at once: at most 256 flows; the oldest make room for new ones.
 N=$(nsx timeout 10 "$UDP_ECHO" flows 127.0.0.1 18091 300 || echo 0)
