@@ -458,6 +458,10 @@ static int shared_vm_child(void *arg)
 {
         SpawnJob *j = arg;
 
+        /* Our copy of the daemon's end (the fd table is copied, only the memory shared): held here, a daemon
+         * that dies while we wait would never give us our EOF, and we would keep its clients' sockets
+         * open with us. A forked child closes it too. */
+        (void) close(j->parent_fd);
         /* Tells the worker we run: our pid is known from here on. */
         if (send(j->sync_fd, "r", 1, MSG_NOSIGNAL) != 1)
                 return EXIT_FAILURE;
