@@ -419,7 +419,7 @@ static int method_copy(sd_bus_message *message, Manager *m, bool to_guest, sd_bu
                 return r;
         if (!machine_name_is_valid(name))
                 return sd_bus_error_setf(error, MM_ERROR_INVALID_NAME, "Invalid machine name '%s'.", name);
-        Machine *machine = manager_get_machine(m, name);
+        Machine *machine = manager_get_listed_machine(m, name);
         if (!machine)
                 return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_MACHINE, "No machine '%s' is running.", name);
         if (!*dst)

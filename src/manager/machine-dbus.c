@@ -26,7 +26,7 @@ static int machine_object_find(sd_bus *bus, const char *path, const char *interf
         int r = sd_bus_path_decode(path, MM_BUS_MACHINE_PREFIX, &name);
         if (r <= 0)
                 return r;
-        Machine *machine = manager_get_machine(m, name);
+        Machine *machine = manager_get_listed_machine(m, name);
         if (!machine)
                 return 0;
         *found = machine;
@@ -40,6 +40,8 @@ static int machine_node_enumerator(sd_bus *bus, const char *path, void *userdata
         _cleanup_strv_free_ char **l = NULL;
         for (Machine *i = m->machines; i; i = i->next) {
                 char *p;
+                if (!machine_is_listed(i))
+                        continue;
                 int r = machine_bus_path(i->name, &p);
                 if (r < 0)
                         return r;

@@ -65,6 +65,11 @@ void machine_error_done(MachineError *e)
         e->message = mfree(e->message);
 }
 
+bool machine_is_listed(const Machine *m)
+{
+        return m->announced || !m->finalizing;
+}
+
 int machine_state_from_string(const char *s)
 {
         for (MachineState i = MACHINE_STARTING; i <= MACHINE_STOPPING; i++)
@@ -536,6 +541,7 @@ static int machine_wait_cgroup_gone(Machine *m)
 /* Everything the machine had goes: processes, cgroups, runtime files, the bus object. */
 static void machine_finalize(Machine *m)
 {
+        m->finalizing = true;
         machine_release_process(m);
         if (m->console)
                 console_flush(m->console);

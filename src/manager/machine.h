@@ -99,6 +99,7 @@ struct Machine {
         bool reboot_requested; /* Reboot() asked the guest's init to reboot */
         bool stop_requested;   /* PowerOff() or Terminate(): whatever the guest does, it stays down */
         bool announced;        /* MachineNew sent: its init ran (or it was re-adopted) */
+        bool finalizing;       /* its teardown has begun (machine_finalize) */
         /* Re-adopted from an older daemon's state file, which lacked most settings: never respawned. */
         bool settings_partial;
         bool respawn_pending; /* a reboot waits for the old cgroup to empty (cleanup_timer) */
@@ -128,3 +129,5 @@ int machine_adopt(Manager *manager, const char *name);
 
 const char *machine_state_to_string(MachineState s);
 int machine_state_from_string(const char *s);
+/* Whether the bus shows it: not a machine that never ran and is being removed (a failed re-adoption's). */
+bool machine_is_listed(const Machine *m);

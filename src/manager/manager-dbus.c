@@ -34,7 +34,7 @@ static int lookup_machine(Manager *m, const char *name, Machine **ret, sd_bus_er
         int r = check_name(name, error);
         if (r < 0)
                 return r;
-        *ret = manager_get_machine(m, name);
+        *ret = manager_get_listed_machine(m, name);
         if (!*ret)
                 return sd_bus_error_setf(error, MM_ERROR_NO_SUCH_MACHINE, "No machine '%s' is running.", name);
         return 0;
@@ -63,6 +63,8 @@ static int method_list_machines(sd_bus_message *message, void *userdata, sd_bus_
         r = sd_bus_message_open_container(reply, 'a', "(sssuo)");
         for (Machine *i = m->machines; r >= 0 && i; i = i->next) {
                 _cleanup_free_ char *path = NULL;
+                if (!machine_is_listed(i))
+                        continue;
                 r = machine_bus_path(i->name, &path);
                 if (r >= 0)
                         r = sd_bus_message_append(reply, "(sssuo)", i->name, machine_state_to_string(i->state),

@@ -74,6 +74,12 @@ Machine *manager_get_machine(Manager *m, const char *name)
         return NULL;
 }
 
+Machine *manager_get_listed_machine(Manager *m, const char *name)
+{
+        Machine *i = manager_get_machine(m, name);
+        return i && machine_is_listed(i) ? i : NULL;
+}
+
 ExitRecord *manager_find_exit(Manager *m, const char *name)
 {
         for (ExitRecord *e = m->exits; e; e = e->next)

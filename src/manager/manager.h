@@ -51,6 +51,7 @@ Manager *manager_free(Manager *m);
 int manager_startup(Manager *m);  /* bus, private socket, re-adoption */
 
 Machine *manager_get_machine(Manager *m, const char *name);
+Machine *manager_get_listed_machine(Manager *m, const char *name); /* machine_is_listed() ones only */
 
 /* The service manager's fd store keeps console pty masters across daemon restarts (SPEC §9). All three are
  * no-ops when not running under a service manager that has one. */
