@@ -38,7 +38,7 @@ for ((i = 0; i < TRIES; i++)); do
                 # A start cut short is removed by the new daemon, asynchronously (its cgroups empty first).
                 mm_wait_for 10 sh -c "! [ -e '$MM_RUN/machines/$N' ]" || true
         fi
-        assert_no_leftovers "$N""
+        assert_no_leftovers "$N"
         rm -rf "${MM_IMAGES:?}/$N"
 done
 echo "# daemon SIGKILL during start: $TRIES tries, $adopted adopted and running, $vanished left nothing"
