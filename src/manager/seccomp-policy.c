@@ -95,9 +95,12 @@ static int watch_reboot(scmp_filter_ctx ctx)
                 LINUX_REBOOT_CMD_HALT,
         };
         for (size_t i = 0; i < ELEMENTSOF(cmds); i++) {
-                int r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(reboot), 2,
-                                         SCMP_A0(SCMP_CMP_EQ, (uint32_t)LINUX_REBOOT_MAGIC1),
-                                         SCMP_A2(SCMP_CMP_EQ, cmds[i]));
+                /* Spelt out: clang warns about the fields SCMP_A0()'s initializer leaves out. */
+                const struct scmp_arg_cmp args[] = {
+                        { .arg = 0, .op = SCMP_CMP_EQ, .datum_a = (uint32_t) LINUX_REBOOT_MAGIC1, .datum_b = 0 },
+                        { .arg = 2, .op = SCMP_CMP_EQ, .datum_a = cmds[i], .datum_b = 0 },
+                };
+                int r = seccomp_rule_add_array(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(reboot), ELEMENTSOF(args), args);
                 if (r < 0)
                         return r;
         }

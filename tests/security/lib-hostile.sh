@@ -239,7 +239,14 @@ hostile_probe_check() {
                 "($(wc -l <"$HOSTILE_PROBE_DIR/rss") samples)"
         # The daemon probed at the start must be the one that answered all along.
         assert_eq "[$label] the daemon probed is still the one running" "$_hostile_rss_pid" "$MM_DAEMON_PID"
-        assert_true "[$label] daemon RSS growth $((rssmax - base)) kB < $bound kB" test "$((rssmax - base))" -lt "$bound"
+        if grep -q libasan "/proc/$MM_DAEMON_PID/maps" 2>/dev/null; then
+                # AddressSanitizer keeps freed memory in quarantine (256 MiB) and adds shadow memory: the
+                # growth is the sanitizer's, not the daemon's. The normal build's run asserts the bound.
+                echo "# [$label] daemon under AddressSanitizer: RSS growth reported, not asserted"
+        else
+                assert_true "[$label] daemon RSS growth $((rssmax - base)) kB < $bound kB" \
+                        test "$((rssmax - base))" -lt "$bound"
+        fi
 
         # The victim's console kept reaching the journal. A line journaled shortly after the window
         # is late, not lost: wait up to 2 s for the newest.
