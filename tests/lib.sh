@@ -7,7 +7,8 @@
 #
 #   mm_setup                 temp dir ($MM_TMP) with images/ ($MM_IMAGES) and run/ ($MM_RUN); EXIT trap
 #   mm_name SUFFIX           a machine name with this test's prefix ($MM_PREFIX)
-#   mm_daemon_start          machinemgrd in the background ($MM_DAEMON_PID), waits for $MM_RUN/private
+#   mm_daemon_start          machinemgrd in the background ($MM_DAEMON_PID), waits for $MM_RUN/private;
+#                            in the netns /run/netns/$MM_DAEMON_NETNS when that is set
 #   mm_daemon_stop           SIGTERM + wait;  mm_daemon_kill9: SIGKILL + wait
 #   mm ARGS…                 the CLI against this test's daemon
 #   mm_busybox_image NAME    / mm_debian_image NAME [--include=…]: an image $MM_IMAGES/NAME
@@ -163,7 +164,10 @@ _mm_on_err() {
 
 mm_daemon_start() {
         local i
-        "$MM_BUILD_ROOT/src/manager/machinemgrd" --runtime-dir="$MM_RUN" --image-path="$MM_IMAGES" \
+        local -a netns=()
+        # Network tests run the daemon in a netns of their own (nsenter execs it: $! stays the daemon).
+        [[ -z "${MM_DAEMON_NETNS:-}" ]] || netns=(nsenter --net="/run/netns/$MM_DAEMON_NETNS")
+        "${netns[@]}" "$MM_BUILD_ROOT/src/manager/machinemgrd" --runtime-dir="$MM_RUN" --image-path="$MM_IMAGES" \
                 </dev/null >>"$MM_TMP/daemon.log" 2>&1 &
         MM_DAEMON_PID=$!
         # Answering, not just bound: after a SIGKILL the old socket file is still there.

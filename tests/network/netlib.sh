@@ -8,6 +8,8 @@
 . "$(dirname "$0")/../lib.sh"
 
 NET_NS="mmtest-net-$$"
+# lib.sh starts (and its cleanup restarts) the daemon inside it.
+MM_DAEMON_NETNS=$NET_NS
 
 net_setup() {
         mm_setup
@@ -19,20 +21,6 @@ net_setup() {
 
 nsx() {
         ip netns exec "$NET_NS" "$@"
-}
-
-# Replaces lib.sh's: the same daemon, started inside $NET_NS (lib.sh's cleanup restarts it this way too).
-mm_daemon_start() {
-        local i
-        nsenter --net="/run/netns/$NET_NS" "$MM_BUILD_ROOT/src/manager/machinemgrd" --runtime-dir="$MM_RUN" \
-                --image-path="$MM_IMAGES" </dev/null >>"$MM_TMP/daemon.log" 2>&1 &
-        MM_DAEMON_PID=$!
-        for ((i = 0; i < 50; i++)); do
-                [[ -S "$MM_RUN/private" ]] && MM_TIMEOUT=2 mm list >/dev/null 2>&1 && return 0
-                kill -0 "$MM_DAEMON_PID" 2>/dev/null || { MM_DAEMON_PID=; return 1; }
-                sleep 0.1
-        done
-        return 1
 }
 
 # Machines, daemon and temp dir first (lib.sh), then the namespace with whatever links are left in it.

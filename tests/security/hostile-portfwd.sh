@@ -23,19 +23,7 @@ export MACHINEMGR_TCP_IDLE_SEC=3 MACHINEMGR_TCP_CONNECT_SEC=2 MACHINEMGR_UDP_IDL
 # --- the daemon in a netns of its own ---
 NET_NS="mmtest-pfwd-$$"
 PF_PIDS=()
-mm_daemon_start() {
-        local i
-        [[ -e "/run/netns/$NET_NS" ]] || { ip netns add "$NET_NS" && nsx ip link set lo up; }
-        nsenter --net="/run/netns/$NET_NS" "$MM_BUILD_ROOT/src/manager/machinemgrd" --runtime-dir="$MM_RUN" \
-                --image-path="$MM_IMAGES" </dev/null >>"$MM_TMP/daemon.log" 2>&1 &
-        MM_DAEMON_PID=$!
-        for ((i = 0; i < 50; i++)); do
-                [[ -S "$MM_RUN/private" ]] && MM_TIMEOUT=2 mm list >/dev/null 2>&1 && return 0
-                kill -0 "$MM_DAEMON_PID" 2>/dev/null || { MM_DAEMON_PID=; return 1; }
-                sleep 0.1
-        done
-        return 1
-}
+MM_DAEMON_NETNS=$NET_NS
 nsx() {
         nsenter --net="/run/netns/$NET_NS" "$@"
 }
@@ -56,6 +44,9 @@ _mm_cleanup() {
 command -v python3 >/dev/null || mm_skip "needs python3"
 busybox --list | grep -qx nc || mm_skip "busybox has no nc applet"
 [[ -x "$MM_BUILD_ROOT/tests/network/udp-echo" ]] || mm_skip "udp-echo not built"
+# The namespace before the daemon goes into it; the cleanup removes it even when the setup fails.
+ip netns add "$NET_NS"
+nsx ip link set lo up
 hostile_setup
 
 # --- the guest: echo (7), 1 GiB source (9), sink (10), a reader that never reads (12), UDP echo (13) ---
