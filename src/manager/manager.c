@@ -172,6 +172,8 @@ static int fdstore_send(Manager *m, const char *name, int fd, int owner_pidfd)
         return r;
 }
 
+static void manager_fdstore_remove_one(Manager *m, const char *machine, FdStoreKind kind);
+
 int manager_fdstore_put(Manager *m, const char *machine, FdStoreKind kind, int fd, int owner_pidfd)
 {
         _cleanup_free_ char *name = NULL, *msg = NULL;
@@ -179,7 +181,10 @@ int manager_fdstore_put(Manager *m, const char *machine, FdStoreKind kind, int f
         if (fdstore_name(kind, machine, &name) < 0)
                 return -ENOMEM;
         if (have_service_fdstore()) {
-                /* In an envelope: the store would drop a bare pty master at its first EPOLLHUP. */
+                /* In an envelope: the store would drop a bare pty master at its first EPOLLHUP. Each put
+                 * is a new envelope, which the store would keep beside the last one (a machine's every
+                 * reboot puts again): the name's earlier entry goes first. */
+                manager_fdstore_remove_one(m, machine, kind);
                 _cleanup_close_ int envelope = -1;
                 if (asprintf(&msg, "FDSTORE=1\nFDNAME=%s", name) < 0)
                         return -ENOMEM;
@@ -190,7 +195,9 @@ int manager_fdstore_put(Manager *m, const char *machine, FdStoreKind kind, int f
                 r = fdstore_send(m, name, fd, owner_pidfd);
         if (r < 0)
                 log_machine_warning_errno(machine, r, "Put %s into the fd store: %m",
-                                          kind == FDSTORE_CONSOLE ? "console" : "notify socket");
+                                          kind == FDSTORE_CONSOLE  ? "the console"
+                                          : kind == FDSTORE_NOTIFY ? "the notify socket"
+                                                                   : "the reboot listener");
         return r;
 }
 
